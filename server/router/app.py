@@ -1,0 +1,245 @@
+"""The router as a raw ASGI application (no framework on the forward path).
+
+Paths forwarded to a variant: /predict, /predict/batch and everything under /v2/. The router
+answers /health/live, /health/ready and /metrics itself; anything else is a JSON 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+from mlserving.server.router.forwarding import HOP_BY_HOP_REQUEST, Forwarder, UpstreamError, UpstreamResponse
+from mlserving.server.router.metrics import RouterMetrics
+from mlserving.server.router.mirroring import Mirror
+from mlserving.server.router.selection import Selector
+from mlserving.server.router.table import TableError, Variant, parse_table
+from multidict import CIMultiDict
+
+log = logging.getLogger("mlserving.router")
+
+FORWARDED_EXACT = frozenset({"/predict", "/predict/batch"})
+FORWARDED_PREFIX = "/v2/"
+JSON_HEADERS = [(b"content-type", b"application/json")]
+_ERROR_STATUS = {"timeout": 504, "unreachable": 502, "protocol": 502}
+
+
+def _json(payload: dict) -> bytes:
+    return json.dumps(payload).encode()
+
+
+async def _read_body(receive) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+class RouterApp:
+    def __init__(self, source, timeout_s: float = 10.0, mirror_queue: int = 1024, mirror_workers: int = 16,
+                 connections_per_upstream: int = 256):
+        self.source = source
+        self.metrics = RouterMetrics()
+        self.forwarder = Forwarder(self.metrics, timeout_s, connections_per_upstream)
+        self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
+        self.selector: Selector | None = None
+        self._sticky_name: bytes | None = None
+        self._source_task: asyncio.Task | None = None
+
+    # -- routing table -------------------------------------------------------------------------
+    def apply_table(self, raw: bytes | None, origin: str) -> bool:
+        """Validate a table and put it in force; refuse it (log + metric) and keep the old one if invalid.
+
+        The switch is one reference assignment on the event loop: a request in flight finishes
+        under the table it started with, the next one uses the new table.
+        """
+        try:
+            if raw is None:
+                raise TableError([f"routing table: key routing.json missing in {origin}"])
+            table = parse_table(raw)
+        except TableError as exc:
+            self.metrics.tables_refused.inc()
+            keeping = self.selector.table.describe() if self.selector else "no table (not ready)"
+            log.error("routing table from %s refused: %s; still serving %s", origin, exc, keeping)
+            return False
+        self.selector = Selector(table)
+        self._sticky_name = table.sticky_header.encode("latin-1") if table.sticky_header else None
+        self.metrics.table_generation.set(table.generation)
+        self.metrics.tables_applied.inc()
+        log.info("routing table %s in force (from %s)", table.describe(), origin)
+        return True
+
+    # -- ASGI -----------------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        kind = scope["type"]
+        if kind == "http":
+            path = scope["path"]
+            if path in FORWARDED_EXACT or path.startswith(FORWARDED_PREFIX):
+                await self._forward(scope, receive, send)
+            elif path == "/health/live":
+                await self._respond(send, 200, _json({"status": "live"}), JSON_HEADERS)
+            elif path == "/health/ready":
+                await self._ready(send)
+            elif path == "/metrics":
+                await self._respond(send, 200, self.metrics.render(),
+                                    [(b"content-type", self.metrics.content_type.encode())])
+            else:
+                await self._respond(send, 404, _json({
+                    "error": f"no route for {path}; the router forwards /predict, /predict/batch and /v2/*"}),
+                    JSON_HEADERS)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.forwarder.start()
+        self.mirror.start()
+        self._source_task = asyncio.create_task(self._run_source(), name="routing-table-source")
+
+    async def _run_source(self) -> None:
+        try:
+            await self.source.run(self.apply_table)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("routing table source %s stopped; the last good table keeps serving",
+                          self.source.describe())
+
+    async def shutdown(self) -> None:
+        if self._source_task is not None:
+            self._source_task.cancel()
+            await asyncio.gather(self._source_task, return_exceptions=True)
+        await self.mirror.stop()
+        await self.forwarder.close()
+
+    @staticmethod
+    async def _respond(send, status: int, body: bytes, headers: list) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _ready(self, send) -> None:
+        if self.selector is None:
+            await self._respond(send, 503, _json({
+                "status": "not ready", "reason": f"no valid routing table yet from {self.source.describe()}"}),
+                JSON_HEADERS)
+        else:
+            await self._respond(send, 200, _json({
+                "status": "ready", "generation": self.selector.table.generation}), JSON_HEADERS)
+
+    # -- forward path ---------------------------------------------------------------------------
+    async def _forward(self, scope, receive, send) -> None:
+        selector = self.selector
+        body = await _read_body(receive)
+        sticky_name = self._sticky_name
+        sticky_key = request_id = None
+        headers = CIMultiDict()
+        for name, value in scope["headers"]:
+            if name in HOP_BY_HOP_REQUEST:
+                continue
+            if name == b"x-request-id":
+                if request_id is None:
+                    request_id = value
+                continue
+            if name == sticky_name and sticky_key is None:
+                sticky_key = value
+            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        if request_id is None:
+            request_id = uuid.uuid4().hex.encode()
+        headers["x-request-id"] = request_id.decode("latin-1")
+
+        if selector is None:
+            self.metrics.count_request("none", 503)
+            await self._respond(send, 503, _json({
+                "error": "the router has no valid routing table yet", "variant": None,
+                "requestId": request_id.decode("latin-1")}),
+                JSON_HEADERS + [(b"x-request-id", request_id)])
+            return
+
+        target = scope.get("raw_path") or scope["path"].encode()
+        if scope["query_string"]:
+            target += b"?" + scope["query_string"]
+        target = target.decode("latin-1")
+        method = scope["method"]
+        variant = selector.pick(sticky_key)
+        tried = [variant.name]
+        try:
+            try:
+                resp = await self.forwarder.send(variant, method, target, headers, body)
+            except UpstreamError as err:
+                if err.kind != "unreachable":
+                    raise
+                fallback = selector.failover_for(variant)
+                if fallback is None:
+                    raise
+                log.warning("variant %s unreachable (%s); failing over to %s", variant.name, err.detail,
+                            fallback.name)
+                self.metrics.failovers.labels(variant.name, fallback.name).inc()
+                variant = fallback
+                tried.append(variant.name)
+                resp = await self.forwarder.send(variant, method, target, headers, body)
+        except UpstreamError as err:
+            await self._upstream_failed(send, err, request_id, tried)
+            return
+
+        if resp.status >= 500:
+            await self._upstream_5xx(send, variant, resp, request_id)
+        else:
+            self.metrics.count_request(variant.name, resp.status)
+            resp.headers += [(b"x-mlserving-variant", variant.name.encode()),
+                             (b"x-model-version", variant.version.encode()),
+                             (b"x-request-id", request_id),
+                             (b"content-length", str(len(resp.body)).encode())]
+            await send({"type": "http.response.start", "status": resp.status, "headers": resp.headers})
+            await send({"type": "http.response.body", "body": resp.body})
+        mirrors = selector.table.mirrors
+        if mirrors:
+            self.mirror.offer(mirrors, method, target, headers, body)
+
+    @staticmethod
+    def _variant_headers(variant: Variant, request_id: bytes) -> list:
+        return JSON_HEADERS + [(b"x-mlserving-variant", variant.name.encode()),
+                               (b"x-model-version", variant.version.encode()),
+                               (b"x-request-id", request_id)]
+
+    async def _upstream_failed(self, send, err: UpstreamError, request_id: bytes, tried: list[str]) -> None:
+        status = _ERROR_STATUS[err.kind]
+        variant = err.variant
+        self.metrics.count_request(variant.name, status)
+        what = {"timeout": "did not answer in time", "unreachable": "could not be reached",
+                "protocol": "sent an invalid answer"}[err.kind]
+        await self._respond(send, status, _json({
+            "error": f"variant {variant.name!r} {what}: {err.detail}", "variant": variant.name,
+            "version": variant.version, "tried": tried, "requestId": request_id.decode("latin-1")}),
+            self._variant_headers(variant, request_id))
+
+    async def _upstream_5xx(self, send, variant: Variant, resp: UpstreamResponse, request_id: bytes) -> None:
+        status = resp.status if resp.status in (503, 504) else 502
+        self.metrics.count_request(variant.name, status)
+        await self._respond(send, status, _json({
+            "error": f"variant {variant.name!r} answered HTTP {resp.status}", "variant": variant.name,
+            "version": variant.version, "upstreamStatus": resp.status,
+            "upstreamBody": resp.body[:1000].decode("utf-8", "replace"),
+            "requestId": request_id.decode("latin-1")}),
+            self._variant_headers(variant, request_id))

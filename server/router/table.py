@@ -1,0 +1,171 @@
+"""The routing table (docs/api.md, "Routing table"): parsing and validation.
+
+A table is accepted or refused as a whole. Validation collects every broken rule so an operator
+fixing a table sees all of them at once, each naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+MAX_VARIANTS = 8
+_DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+# RFC 9110 token characters: what a header name may consist of.
+_HEADER_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOP_FIELDS = {"generation", "stickyHeader", "variants"}
+_VARIANT_FIELDS = {"name", "version", "url", "weight", "mirror"}
+
+
+class TableError(ValueError):
+    """A routing table broke one or more rules; ``problems`` lists them as 'field: rule'."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    version: str
+    url: str  # base URL, no trailing slash
+    weight: int
+    mirror: bool
+
+    @property
+    def live(self) -> bool:
+        """Receives primary traffic (a mirror or a weight-0 variant does not)."""
+        return not self.mirror and self.weight > 0
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    generation: int
+    sticky_header: str | None  # lower-cased, as ASGI servers present header names
+    variants: tuple[Variant, ...]
+
+    @property
+    def live(self) -> tuple[Variant, ...]:
+        return tuple(v for v in self.variants if v.live)
+
+    @property
+    def mirrors(self) -> tuple[Variant, ...]:
+        return tuple(v for v in self.variants if v.mirror)
+
+    def describe(self) -> str:
+        parts = [f"{v.name}={'mirror' if v.mirror else v.weight}" for v in self.variants]
+        return f"generation {self.generation} ({', '.join(parts)})"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_url(field: str, url, problems: list[str]) -> str | None:
+    if not isinstance(url, str):
+        problems.append(f"{field}: must be an http:// or https:// URL string, got {type(url).__name__}")
+        return None
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        problems.append(f"{field}: not a valid URL ({exc}): {url!r}")
+        return None
+    if parts.scheme not in ("http", "https"):
+        problems.append(f"{field}: must use http:// or https://, got {url!r}")
+        return None
+    if not parts.hostname:
+        problems.append(f"{field}: has no host: {url!r}")
+        return None
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        problems.append(f"{field}: must be a base URL without path, query or fragment, got {url!r}")
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _check_variant(index: int, raw, problems: list[str]) -> Variant | None:
+    where = f"variants[{index}]"
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be an object, got {type(raw).__name__}")
+        return None
+    before = len(problems)
+    for key in sorted(set(raw) - _VARIANT_FIELDS):
+        problems.append(f"{where}.{key}: unknown field (allowed: {', '.join(sorted(_VARIANT_FIELDS))})")
+    for key in ("name", "version", "url", "weight", "mirror"):
+        if key not in raw:
+            problems.append(f"{where}.{key}: required")
+    name, version, weight, mirror = raw.get("name"), raw.get("version"), raw.get("weight"), raw.get("mirror")
+    if "name" in raw and not (isinstance(name, str) and len(name) <= 63 and _DNS_1035.fullmatch(name)):
+        problems.append(f"{where}.name: must be a DNS-1035 label (lower-case letters, digits and '-', "
+                        f"starting with a letter, at most 63 characters), got {name!r}")
+    if "version" in raw and not (isinstance(version, str) and version.strip()):
+        problems.append(f"{where}.version: must be a non-empty string, got {version!r}")
+    if "weight" in raw and not (_is_int(weight) and 0 <= weight <= 100):
+        problems.append(f"{where}.weight: must be an integer from 0 to 100, got {weight!r}")
+    if "mirror" in raw and not isinstance(mirror, bool):
+        problems.append(f"{where}.mirror: must be true or false, got {mirror!r}")
+    url = _check_url(f"{where}.url", raw["url"], problems) if "url" in raw else None
+    if len(problems) > before:
+        return None
+    if mirror and weight != 0:
+        problems.append(f"{where}.weight: a mirror variant must have weight 0, got {weight}")
+        return None
+    return Variant(name=name, version=version, url=url, weight=weight, mirror=mirror)
+
+
+def parse_table(raw: bytes | str) -> RoutingTable:
+    """Parse and validate a routing table; raise TableError naming every broken rule."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TableError([f"routing table: not valid JSON ({exc})"]) from None
+    if not isinstance(doc, dict):
+        raise TableError([f"routing table: must be a JSON object, got {type(doc).__name__}"])
+    problems: list[str] = []
+    for key in sorted(set(doc) - _TOP_FIELDS):
+        problems.append(f"{key}: unknown field (allowed: {', '.join(sorted(_TOP_FIELDS))})")
+
+    generation = doc.get("generation")
+    if not (_is_int(generation) and generation >= 0):
+        problems.append(f"generation: must be an integer >= 0, got {generation!r}")
+
+    if "stickyHeader" not in doc:
+        problems.append("stickyHeader: required (a header name, or null to turn stickiness off)")
+    sticky = doc.get("stickyHeader")
+    if sticky is not None and not (isinstance(sticky, str) and _HEADER_TOKEN.fullmatch(sticky)):
+        problems.append(f"stickyHeader: must be an HTTP header name or null, got {sticky!r}")
+
+    raw_variants = doc.get("variants")
+    variants: list[Variant] = []
+    if not isinstance(raw_variants, list) or not 1 <= len(raw_variants) <= MAX_VARIANTS:
+        count = len(raw_variants) if isinstance(raw_variants, list) else type(raw_variants).__name__
+        problems.append(f"variants: must be a list of 1 to {MAX_VARIANTS} variants, got {count}")
+    else:
+        for i, item in enumerate(raw_variants):
+            variant = _check_variant(i, item, problems)
+            if variant is not None:
+                variants.append(variant)
+        if len(variants) == len(raw_variants):
+            _check_variant_set(variants, problems)
+
+    if problems:
+        raise TableError(problems)
+    return RoutingTable(generation=generation, sticky_header=sticky.lower() if sticky else None,
+                        variants=tuple(variants))
+
+
+def _check_variant_set(variants: list[Variant], problems: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, v in enumerate(variants):
+        if v.name in seen:
+            problems.append(f"variants[{i}].name: duplicate name {v.name!r} (also variants[{seen[v.name]}])")
+        seen.setdefault(v.name, i)
+    primaries = [v for v in variants if not v.mirror]
+    if not any(v.live for v in variants):
+        problems.append("variants: no live variant (at least one non-mirror variant needs a weight above 0)")
+    total = sum(v.weight for v in primaries)
+    if primaries and total != 100:
+        problems.append(f"variants[].weight: the weights of non-mirror variants must sum to 100, got {total}")
