@@ -261,7 +261,7 @@ def _resources(raw, at: str) -> dict:
             out[key] = {k: str(v) for k, v in section.items()}
     unknown = set(raw) - {"requests", "limits"}
     if unknown:
-        raise SpecError(f"{at}.{sorted(unknown)[0]}", "only requests and limits are supported")
+        raise SpecError(f"{at}.{min(unknown)}", "only requests and limits are supported")
     return out
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlserving.operator import naming
-from mlserving.operator.spec import ModelDeploymentSpec, SpecError, parse
 from mlserving.operator.settings import OperatorSettings
+from mlserving.operator.spec import ModelDeploymentSpec, SpecError, parse
 
 PHASES = ("Pending", "Progressing", "Ready", "Degraded", "Failed")
 READY = "Ready"
