@@ -162,7 +162,7 @@ class RouterApp:
                 if request_id is None:
                     request_id = value
                 continue
-            if name == sticky_name and sticky_key is None:
+            if name == sticky_name and sticky_key is None and value:  # empty value: not sticky
                 sticky_key = value
             headers.add(name.decode("latin-1"), value.decode("latin-1"))
         if request_id is None:
