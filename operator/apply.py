@@ -1,0 +1,199 @@
+"""Server-side apply of a ModelDeployment's children, ownership checks and pruning.
+
+Rules:
+- Every child is written with server-side apply, field manager ``mlserving-operator``. ``force``
+  is set so a field we own that someone changed by hand is taken back; fields we do not send
+  stay with whoever set them (that is what SSA's per-field ownership gives us).
+- ``force`` is only ever used on objects that are ours: a child name that is already taken by an
+  object without our controller ownerReference is never written. All names are checked before
+  the first write, so a conflict leaves nothing half-applied.
+- Pruning: objects of each child kind carrying our instance and managed-by labels and our owner
+  uid, but no longer desired, are deleted (with a uid precondition, so a newer object of the same
+  name is never hit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from mlserving.operator.kubeapi import ApiError, Kind, KubeApi, kind_of
+
+FIELD_MANAGER = "mlserving-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+MD_API_VERSION = "mlserving.io/v1alpha1"
+MD_KIND = "ModelDeployment"
+
+# Dependencies first: the routing ConfigMap and RBAC before the router that reads them,
+# Services before Deployments, scalers and budgets after what they point at.
+_KIND_ORDER = ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service", "Deployment",
+               "HorizontalPodAutoscaler", "PodDisruptionBudget", "HTTPRoute"]
+
+
+class OwnershipConflict(Exception):
+    """A child's name is taken by an object that is not controlled by this ModelDeployment."""
+
+    def __init__(self, conflicts: list[str]):
+        self.conflicts = conflicts
+        super().__init__("refusing to take over existing objects: " + "; ".join(conflicts))
+
+
+class WaitingForPredecessor(Exception):
+    """A child's name is held by a child of a deleted ModelDeployment of the same name, still being
+    garbage-collected, or by an object being deleted. Retrying shortly fixes it."""
+
+
+class ApplyFailed(Exception):
+    """A write failed part-way; ``applied`` says what is already in place."""
+
+    def __init__(self, child: str, error: ApiError, applied: list[str], total: int):
+        self.child, self.error, self.applied, self.total = child, error, applied, total
+        super().__init__(f"applied {len(applied)} of {total} children; {child}: {error}")
+
+    @property
+    def permanent(self) -> bool:
+        # The API server refused the object itself (schema/validation): re-sending it cannot help.
+        return self.error.status in (400, 422)
+
+
+@dataclass
+class ApplyOutcome:
+    live: list[dict] = field(default_factory=list)  # the apply responses, in apply order
+    pruned: list[str] = field(default_factory=list)
+
+    def live_of_kind(self, kind: str) -> list[dict]:
+        return [obj for obj in self.live if obj.get("kind") == kind]
+
+
+def owner_reference(md: dict) -> dict:
+    meta = md["metadata"]
+    return {"apiVersion": MD_API_VERSION, "kind": MD_KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def controller_of(obj: dict) -> dict | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
+
+
+def describe(obj: dict) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
+
+
+def selector_for(md_name: str) -> str:
+    return f"{INSTANCE_LABEL}={md_name},{MANAGED_BY_LABEL}={FIELD_MANAGER}"
+
+
+def our_fields_fingerprint(obj: dict) -> str | None:
+    """A digest of the fields our field manager owns on ``obj`` (None: we own nothing there).
+
+    When anyone else changes or removes a field we applied, ownership of that field leaves our
+    managedFields entry, so the digest changes; status and scale updates by controllers do not
+    touch it. This is how a hand edit is told apart from routine controller writes cheaply.
+    """
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+                and not entry.get("subresource")):
+            raw = json.dumps(entry.get("fieldsV1") or {}, sort_keys=True, separators=(",", ":"))
+            return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+    return None
+
+
+def _prepared(md: dict, child: dict) -> dict:
+    """The child as sent: namespace and our controller reference are set whatever the renderer did."""
+    meta = child.setdefault("metadata", {})
+    meta["namespace"] = md["metadata"]["namespace"]
+    refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != md["metadata"]["uid"]]
+    meta["ownerReferences"] = [owner_reference(md)] + [r for r in refs if not r.get("controller")]
+    meta.pop("resourceVersion", None)
+    meta.pop("managedFields", None)
+    return child
+
+
+def sort_children(children: list[dict]) -> list[dict]:
+    rank = {k: i for i, k in enumerate(_KIND_ORDER)}
+    return sorted(children, key=lambda c: rank.get(c.get("kind"), len(rank)))
+
+
+class ChildApplier:
+    """Applies one ModelDeployment's desired children and prunes the rest."""
+
+    def __init__(self, api: KubeApi):
+        self.api = api
+
+    def existing_children(self, md: dict, kinds: list[Kind]) -> dict[tuple[str, str], dict]:
+        """Our labelled children of each kind, keyed by (kind, name)."""
+        meta = md["metadata"]
+        found = {}
+        for kind in kinds:
+            for obj in self.api.list(kind, meta["namespace"], selector_for(meta["name"])):
+                obj.setdefault("kind", kind.kind)
+                obj.setdefault("apiVersion", kind.api_version)
+                found[(kind.kind, obj["metadata"]["name"])] = obj
+        return found
+
+    def check_ownership(self, md: dict, desired: list[dict],
+                        existing: dict[tuple[str, str], dict]) -> None:
+        uid = md["metadata"]["uid"]
+        conflicts, waiting = [], []
+        for child in desired:
+            key = (child["kind"], child["metadata"]["name"])
+            current = existing.get(key)
+            if current is None:
+                # Not labelled as ours: it may still exist under that name, made by someone else.
+                current = self.api.get(kind_of(child["apiVersion"], child["kind"]),
+                                       md["metadata"]["namespace"], child["metadata"]["name"])
+            if current is None:
+                continue
+            ref = controller_of(current)
+            if ref and ref.get("uid") == uid:
+                continue
+            if current["metadata"].get("deletionTimestamp"):
+                waiting.append(f"{describe(child)} is being deleted")
+            elif ref and ref.get("kind") == MD_KIND and ref.get("name") == md["metadata"]["name"]:
+                waiting.append(f"{describe(child)} still belongs to a deleted ModelDeployment of the "
+                               "same name (garbage collection pending)")
+            else:
+                owner = f"controlled by {ref.get('kind')} {ref.get('name')}" if ref else "not controlled by it"
+                conflicts.append(f"{describe(child)} already exists and is {owner}")
+        if conflicts:
+            raise OwnershipConflict(conflicts)
+        if waiting:
+            raise WaitingForPredecessor("; ".join(waiting))
+
+    def apply(self, md: dict, desired: list[dict], kinds: list[Kind]) -> ApplyOutcome:
+        """Check, apply in dependency order, then prune. Raises OwnershipConflict,
+        WaitingForPredecessor or ApplyFailed; ApiError from the reads before any write."""
+        desired = sort_children([_prepared(md, dict(child)) for child in desired])
+        existing = self.existing_children(md, kinds)
+        self.check_ownership(md, desired, existing)
+
+        outcome = ApplyOutcome()
+        applied: list[str] = []
+        for child in desired:
+            try:
+                live = self.api.apply(child, FIELD_MANAGER, force=True)
+            except ApiError as exc:
+                raise ApplyFailed(describe(child), exc, applied, len(desired)) from exc
+            live.setdefault("kind", child["kind"])
+            outcome.live.append(live)
+            applied.append(describe(child))
+
+        wanted = {(c["kind"], c["metadata"]["name"]) for c in desired}
+        uid = md["metadata"]["uid"]
+        for key, obj in existing.items():
+            ref = controller_of(obj)
+            if key in wanted or not ref or ref.get("uid") != uid:
+                continue
+            kind = kind_of(obj["apiVersion"], obj["kind"])
+            try:
+                if self.api.delete(kind, md["metadata"]["namespace"], key[1], uid=obj["metadata"]["uid"]):
+                    outcome.pruned.append(describe(obj))
+            except ApiError as exc:
+                raise ApplyFailed(f"pruning {describe(obj)}", exc, applied, len(desired)) from exc
+        return outcome
