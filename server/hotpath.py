@@ -1,0 +1,156 @@
+"""The raw-ASGI dispatcher in front of the FastAPI app.
+
+POST /predict, /predict/batch and /v2/models/{name}[/versions/{version}]/infer are served here
+directly (body read, orjson, hand-written validation, model, orjson) without FastAPI routing,
+validation models or thread-pool hops; everything else goes to the FastAPI app. Every response,
+from either side, carries an ``x-request-id`` header.
+"""
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
+from mlserving.server.asgi import (
+    BodyTooLarge,
+    ClientGone,
+    error_body,
+    header_values,
+    new_request_id,
+    read_body,
+    send_bytes,
+    usable_request_id,
+)
+from mlserving.server.validation import InputError
+
+log = logging.getLogger("mlserving.server.request")
+
+V2_MODELS = "/v2/models/"
+V2_INFER = "/infer"
+
+
+class HotResult(NamedTuple):
+    body: bytes
+    rows: int
+    frauds: int
+
+
+class Call:
+    """One hot-path request as its handler sees it."""
+
+    __slots__ = ("body", "model_name", "model_version", "request_id", "state")
+
+    def __init__(self, state, request_id: str | None):
+        self.state = state
+        self.body = b""
+        self.request_id = request_id
+        self.model_name: str | None = None      # from a v2 path
+        self.model_version: str | None = None
+
+    def rid(self) -> str:
+        if self.request_id is None:
+            self.request_id = new_request_id()
+        return self.request_id
+
+
+Handler = Callable[[Call], Awaitable[HotResult]]
+
+
+def parse_v2_infer_path(path: str) -> tuple[str, str | None] | None:
+    """``/v2/models/NAME/infer`` or ``/v2/models/NAME/versions/VERSION/infer`` → (NAME, VERSION)."""
+    if not (path.startswith(V2_MODELS) and path.endswith(V2_INFER)):
+        return None
+    parts = path[len(V2_MODELS):-len(V2_INFER)].split("/")
+    if len(parts) == 1 and parts[0]:
+        return parts[0], None
+    if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+        return parts[0], parts[2]
+    return None
+
+
+class HotPathDispatcher:
+    def __init__(self, app, state, routes: dict[str, Handler], v2_infer: Handler):
+        self.app = app
+        self.state = state
+        self.routes = routes
+        self.v2_infer = v2_infer
+        self.debug = log.isEnabledFor(logging.DEBUG)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)  # lifespan, websockets
+        if scope["method"] == "POST":
+            path = scope["path"]
+            handler = self.routes.get(path)
+            if handler is not None:
+                return await self._serve(handler, None, scope, receive, send)
+            target = parse_v2_infer_path(path)
+            if target is not None:
+                return await self._serve(self.v2_infer, target, scope, receive, send)
+        return await self._delegate(scope, receive, send)
+
+    async def _serve(self, handler: Handler, target, scope, receive, send) -> None:
+        start = time.perf_counter()
+        state = self.state
+        header_id, length = header_values(scope)
+        call = Call(state, usable_request_id(header_id))
+        if target is not None:
+            call.model_name, call.model_version = target
+        limit = state.config.max_body_bytes
+        status = 200
+        field = None
+        try:
+            if length is not None and length > limit:
+                raise BodyTooLarge
+            call.body = await read_body(receive, limit)
+            if state.model is None:
+                status, message = 503, f"model not ready: {state.not_ready_reason}"
+            else:
+                result = await handler(call)
+        except InputError as exc:
+            status, message, field = exc.status, str(exc), exc.field
+        except BodyTooLarge:
+            status, field = 413, "body"
+            message = f"body: must be at most {limit} bytes (MAX_BODY_BYTES)"
+        except ClientGone:
+            return
+        except Exception as exc:
+            log.exception("prediction failed", extra={"request_id": call.rid(), "path": scope["path"]})
+            status, message = 500, f"internal error: {type(exc).__name__}"
+        request_id = call.rid()
+        model_headers = state.model_headers
+        if status == 200:
+            await send_bytes(send, 200, result.body, request_id, model_headers)
+            elapsed = time.perf_counter() - start
+            state.metrics.success(result.rows, result.frauds, elapsed)
+            if self.debug:
+                log.debug("request", extra={"request_id": request_id, "path": scope["path"], "status": 200,
+                                            "rows": result.rows, "duration_ms": round(elapsed * 1000, 3)})
+            return
+        await send_bytes(send, status, error_body(status, message, field, request_id), request_id, model_headers)
+        if status < 500:
+            state.metrics.invalid()
+        else:
+            state.metrics.error()
+        log.warning("request failed", extra={"request_id": request_id, "path": scope["path"], "status": status,
+                                             "error": message})
+
+    async def _delegate(self, scope, receive, send) -> None:
+        header_id, length = header_values(scope)
+        request_id = usable_request_id(header_id) or new_request_id()
+        limit = self.state.config.max_body_bytes
+        if length is not None and length > limit:
+            message = f"body: must be at most {limit} bytes (MAX_BODY_BYTES)"
+            await send_bytes(send, 413, error_body(413, message, "body", request_id), request_id, [])
+            return
+        scope.setdefault("state", {})["request_id"] = request_id
+        encoded = request_id.encode("latin-1", "replace")
+
+        async def send_with_request_id(message):
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append((b"x-request-id", encoded))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_request_id)

@@ -1,0 +1,62 @@
+"""Health, model metadata and metrics: ``/health`` (the seed's), ``/health/live``,
+``/health/ready``, ``/model`` and ``/metrics``."""
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+
+def router(state) -> APIRouter:
+    api = APIRouter()
+
+    def readiness(request: Request) -> JSONResponse:
+        model = state.model
+        body = {
+            "status": "ready" if model is not None else "not_ready",
+            "model_loaded": model is not None,
+            "model_name": model.name if model is not None else state.config.model_name,
+            "model_version": model.version if model is not None else None,
+            "request_id": request.state.request_id,
+        }
+        if model is None:
+            body["reason"] = state.not_ready_reason
+        return JSONResponse(body, status_code=200 if model is not None else 503)
+
+    @api.get("/health")
+    async def health(request: Request):
+        return readiness(request)
+
+    @api.get("/health/live")
+    async def live(request: Request):
+        return {"status": "alive", "request_id": request.state.request_id}
+
+    @api.get("/health/ready")
+    async def ready(request: Request):
+        return readiness(request)
+
+    @api.get("/model")
+    async def model_metadata(request: Request):
+        model = state.model
+        if model is None:
+            return JSONResponse({"error": f"model not ready: {state.not_ready_reason}", "field": None,
+                                 "status": 503, "request_id": request.state.request_id}, status_code=503)
+        return {
+            "name": model.name,
+            "version": model.version,
+            "format": model.format,
+            "model_path": str(state.config.model_path),
+            "loaded_at": model.loaded_at,
+            "dispatch": state.dispatch_mode,
+            "call_us": round(model.call_us, 1),
+            "n_features": model.n_features,
+            "feature_names": model.feature_names,
+            "decision_threshold": model.threshold,
+            "metadata": model.metadata,
+            "request_id": request.state.request_id,
+        }
+
+    @api.get("/metrics")
+    async def metrics():
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    return api
