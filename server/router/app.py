@@ -16,7 +16,6 @@ from mlserving.server.router.metrics import RouterMetrics
 from mlserving.server.router.mirroring import Mirror
 from mlserving.server.router.selection import Selector
 from mlserving.server.router.table import TableError, Variant, parse_table
-from multidict import CIMultiDict
 
 log = logging.getLogger("mlserving.router")
 
@@ -44,10 +43,10 @@ async def _read_body(receive) -> bytes:
 
 class RouterApp:
     def __init__(self, source, timeout_s: float = 10.0, mirror_queue: int = 1024, mirror_workers: int = 16,
-                 connections_per_upstream: int = 256):
+                 max_idle_per_upstream: int = 256):
         self.source = source
         self.metrics = RouterMetrics()
-        self.forwarder = Forwarder(self.metrics, timeout_s, connections_per_upstream)
+        self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream)
         self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
         self.selector: Selector | None = None
         self._sticky_name: bytes | None = None
@@ -70,6 +69,7 @@ class RouterApp:
             log.error("routing table from %s refused: %s; still serving %s", origin, exc, keeping)
             return False
         self.selector = Selector(table)
+        self.forwarder.retain({v.url for v in table.variants})
         self._sticky_name = table.sticky_header.encode("latin-1") if table.sticky_header else None
         self.metrics.table_generation.set(table.generation)
         self.metrics.tables_applied.inc()
@@ -113,7 +113,6 @@ class RouterApp:
                 return
 
     async def startup(self) -> None:
-        await self.forwarder.start()
         self.mirror.start()
         self._source_task = asyncio.create_task(self._run_source(), name="routing-table-source")
 
@@ -154,7 +153,7 @@ class RouterApp:
         body = await _read_body(receive)
         sticky_name = self._sticky_name
         sticky_key = request_id = None
-        headers = CIMultiDict()
+        headers = []
         for name, value in scope["headers"]:
             if name in HOP_BY_HOP_REQUEST:
                 continue
@@ -164,10 +163,10 @@ class RouterApp:
                 continue
             if name == sticky_name and sticky_key is None and value:  # empty value: not sticky
                 sticky_key = value
-            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            headers.append((name, value))
         if request_id is None:
             request_id = uuid.uuid4().hex.encode()
-        headers["x-request-id"] = request_id.decode("latin-1")
+        headers.append((b"x-request-id", request_id))
 
         if selector is None:
             self.metrics.count_request("none", 503)
@@ -180,7 +179,6 @@ class RouterApp:
         target = scope.get("raw_path") or scope["path"].encode()
         if scope["query_string"]:
             target += b"?" + scope["query_string"]
-        target = target.decode("latin-1")
         method = scope["method"]
         variant = selector.pick(sticky_key)
         tried = [variant.name]

@@ -13,11 +13,9 @@ import asyncio
 import logging
 import time
 
-import aiohttp
 from mlserving.server.router.forwarding import Forwarder, UpstreamError
 from mlserving.server.router.metrics import RouterMetrics
 from mlserving.server.router.table import Variant
-from multidict import CIMultiDict
 
 log = logging.getLogger("mlserving.router")
 
@@ -31,7 +29,7 @@ class Mirror:
         self.metrics = metrics
         self.queue_size = queue_size
         self.workers = workers
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
         self._queue: asyncio.Queue | None = None
         self._tasks: list[asyncio.Task] = []
         self._down_until: dict[str, float] = {}
@@ -46,7 +44,7 @@ class Mirror:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def offer(self, mirrors: tuple[Variant, ...], method: str, target: str, headers: CIMultiDict,
+    def offer(self, mirrors: tuple[Variant, ...], method: str, target: bytes, headers: list,
               body: bytes) -> None:
         now = time.monotonic()
         for variant in mirrors:
@@ -63,7 +61,7 @@ class Mirror:
             variant, method, target, headers, body = await self._queue.get()
             try:
                 resp = await self.forwarder.send(variant, method, target, headers, body,
-                                                 timeout=self._timeout, record_latency=False)
+                                                 timeout_s=self.timeout_s, record_latency=False)
                 outcome = "ok" if resp.status < 400 else "http_error"
             except UpstreamError as err:
                 outcome = "failed"
