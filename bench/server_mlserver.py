@@ -1,0 +1,71 @@
+"""MLServer, the baseline: its own virtualenv (it pins dependencies that conflict with ours) and its
+model repository pointing at the same model.joblib our server loads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import sklearn
+from server_procs import ServerProcess, free_port
+
+MLSERVER_VERSION = "1.7.1"
+DEFAULT_VENV = Path.home() / ".cache" / "mlserving" / "bench" / "mlserver-venv"
+
+
+def requirements() -> list[str]:
+    # uvloop 0.22 kills MLServer 1.7.1's inference workers at start ("There is no current event
+    # loop"). scikit-learn is pinned to ours so the pickle loads in the version that wrote it.
+    return [f"mlserver=={MLSERVER_VERSION}", f"mlserver-sklearn=={MLSERVER_VERSION}", "uvloop<0.22",
+            f"scikit-learn=={sklearn.__version__}"]
+
+
+def ensure_venv(venv: Path) -> Path:
+    """Creates (once) the MLServer virtualenv and returns its `mlserver` executable."""
+    marker = venv / ".mlserving-bench-requirements"
+    wanted = "\n".join(requirements())
+    mlserver = venv / "bin" / "mlserver"
+    if marker.exists() and marker.read_text() == wanted and mlserver.exists():
+        return mlserver
+    print(f"creating the MLServer {MLSERVER_VERSION} virtualenv in {venv} (first use only) ...", flush=True)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements()], check=True)
+    marker.write_text(wanted)
+    return mlserver
+
+
+def write_repository(root: Path, model_name: str, model_version: str, joblib_path: Path,
+                     max_batch_size: int, max_batch_time_s: float, parallel_workers: int,
+                     ports: tuple[int, int, int]) -> None:
+    http_port, grpc_port, metrics_port = ports
+    model_dir = root / model_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # debug=false turns uvicorn's access log off; the baseline gets its fastest settings.
+    settings = {"debug": False, "host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port,
+                "metrics_port": metrics_port, "parallel_workers": parallel_workers}
+    (root / "settings.json").write_text(json.dumps(settings, indent=2))
+    model_settings = {
+        "name": model_name,
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "max_batch_size": max_batch_size,
+        "max_batch_time": max_batch_time_s,
+        "parameters": {"uri": str(joblib_path.resolve()), "version": model_version},
+    }
+    (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+
+
+def mlserver_process(mlserver: Path, workdir: Path, model_name: str, model_version: str,
+                     joblib_path: Path, max_batch_size: int, max_batch_time_s: float,
+                     parallel_workers: int, core: int) -> ServerProcess:
+    ports = (free_port(), free_port(), free_port())
+    root = workdir / f"mlserver-{max_batch_size}-{max_batch_time_s:g}"
+    write_repository(root, model_name, model_version, joblib_path, max_batch_size, max_batch_time_s,
+                     parallel_workers, ports)
+    return ServerProcess(
+        label=f"MLServer {max_batch_size}/{max_batch_time_s * 1000:g}ms",
+        argv=[str(mlserver), "start", str(root)], env={}, port=ports[0],
+        ready_path=f"/v2/models/{model_name}/ready", core=core,
+        log_path=str(workdir / f"mlserver-{max_batch_size}.log"), cwd=str(root))
