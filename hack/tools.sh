@@ -25,7 +25,7 @@ if [[ "$("$CHECKOV_VENV/bin/checkov" --version 2>/dev/null || true)" != "$CHECKO
 fi
 echo "tools: checkov $("$CHECKOV_VENV/bin/checkov" --version) at $CHECKOV_VENV/bin/checkov"
 
-if [[ "$("$TOOLS_DIR/bin/actionlint" --version 2>/dev/null | head -1 || true)" != "${ACTIONLINT_VERSION#v}" ]]; then
+if [[ "$("$TOOLS_DIR/bin/actionlint" --version 2>/dev/null | head -1 || true)" != "$ACTIONLINT_VERSION" ]]; then
   if command -v go >/dev/null; then
     echo "tools: building actionlint $ACTIONLINT_VERSION from its Go module"
     GOBIN="$TOOLS_DIR/bin" GOFLAGS=-mod=mod nice go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"

@@ -1,0 +1,174 @@
+"""Bounded HTTP load from inside the cluster, reported as one JSON line on stdout.
+
+The e2e suite mounts this file from a ConfigMap into a Job that runs the server image's own
+python (which has httpx), so the load reaches the stable Service the way real clients do:
+``kubectl port-forward`` pins one pod and drops connections under load, which would measure
+the tunnel instead of the router.
+
+Bounded in count and in time: it stops after ``--requests`` answers or ``--duration`` seconds,
+whichever comes first. Requests are paced to ``--rate`` per second in total.
+
+Output (last line of the log, prefixed with ``LOADGEN_RESULT ``)::
+
+    {"requests": 2000, "ok": 2000, "failed": 0, "started": <epoch s>, "finished": <epoch s>,
+     "by_variant": {"stable": 1796, "candidate": 204},
+     "by_version": {"stable=1.0.0": 1796, "candidate=2.0.0": 204},
+     "timeline": [[<epoch second>, "candidate", 3], ...],
+     "errors": [{"t": <epoch s>, "error": "..."}]}          # the first 50 failures
+
+A failure is an exception (connect, read, timeout) or a status other than 200. A line
+``LOADGEN_STARTED <epoch s>`` is printed once the first answer has come back, so the suite
+knows the load is flowing before it changes anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import sys
+import time
+
+MAX_ERRORS_KEPT = 50
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", required=True, help="e.g. http://fraud.ns.svc.cluster.local/predict")
+    p.add_argument("--payload", required=True, help="JSON request body")
+    p.add_argument("--requests", type=int, default=0, help="stop after this many answers (0: no count limit)")
+    p.add_argument("--duration", type=float, required=True, help="stop after this many seconds at most")
+    p.add_argument("--rate", type=float, default=50.0, help="requests per second, all workers together")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    args = p.parse_args(argv)
+    if args.duration <= 0 or args.duration > 900:
+        p.error("--duration: must be in (0, 900] seconds")
+    if args.requests < 0:
+        p.error("--requests: must be 0 or more")
+    if not 0 < args.rate <= 2000:
+        p.error("--rate: must be in (0, 2000]")
+    if not 1 <= args.concurrency <= 64:
+        p.error("--concurrency: must be 1..64")
+    try:
+        json.loads(args.payload)
+    except ValueError as exc:
+        p.error(f"--payload: must be JSON: {exc}")
+    return args
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.sent = 0
+        self.ok = 0
+        self.failed = 0
+        self.by_variant: collections.Counter[str] = collections.Counter()
+        self.by_version: collections.Counter[str] = collections.Counter()
+        self.timeline: collections.Counter[tuple[int, str]] = collections.Counter()
+        self.errors: list[dict] = []
+        self.first_answer: float | None = None
+
+    def answered(self, t: float, variant: str, version: str) -> None:
+        self.ok += 1
+        self.by_variant[variant] += 1
+        self.by_version[f"{variant}={version}"] += 1
+        self.timeline[(int(t), variant)] += 1
+
+    def failure(self, t: float, error: str) -> None:
+        self.failed += 1
+        self.timeline[(int(t), "FAILED")] += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append({"t": round(t, 3), "error": error[:300]})
+
+
+async def run(args: argparse.Namespace) -> dict:
+    import httpx  # the server image has it; imported here so --help works anywhere
+
+    body = args.payload.encode()
+    headers = {"content-type": "application/json"}
+    tally = Tally()
+    started = time.time()
+    deadline = time.monotonic() + args.duration
+    interval = 1.0 / args.rate
+    next_slot = time.monotonic()
+    slot_lock = asyncio.Lock()
+
+    async def take_slot() -> bool:
+        nonlocal next_slot
+        async with slot_lock:
+            if time.monotonic() >= deadline or (args.requests and tally.sent >= args.requests):
+                return False
+            tally.sent += 1
+            wait = next_slot - time.monotonic()
+            next_slot = max(next_slot, time.monotonic()) + interval
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return True
+
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with httpx.AsyncClient(timeout=args.timeout, limits=limits) as client:
+
+        async def worker() -> None:
+            while await take_slot():
+                try:
+                    resp = await client.post(args.url, content=body, headers=headers)
+                except httpx.HTTPError as exc:
+                    tally.failure(time.time(), f"{type(exc).__name__}: {exc}")
+                    continue
+                now = time.time()
+                if resp.status_code != 200:
+                    tally.failure(now, f"HTTP {resp.status_code}: {resp.text[:200]}")
+                    continue
+                variant = resp.headers.get("x-mlserving-variant", "<none>")
+                version = resp.headers.get("x-model-version", "<none>")
+                tally.answered(now, variant, version)
+                if tally.first_answer is None:
+                    tally.first_answer = now
+                    print(f"LOADGEN_STARTED {now:.3f}", flush=True)
+
+        await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+
+    return {
+        "requests": tally.ok + tally.failed,
+        "ok": tally.ok,
+        "failed": tally.failed,
+        "started": round(started, 3),
+        "first_answer": tally.first_answer and round(tally.first_answer, 3),
+        "finished": round(time.time(), 3),
+        "by_variant": dict(tally.by_variant),
+        "by_version": dict(tally.by_version),
+        "timeline": sorted([t, v, n] for (t, v), n in tally.timeline.items()),
+        "errors": tally.errors,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = asyncio.run(run(args))
+    print("LOADGEN_RESULT " + json.dumps(result, separators=(",", ":")), flush=True)
+    return 0
+
+
+def parse_result(log: str) -> dict:
+    """The suite's side: the result object from a Job's log (raises ValueError if absent)."""
+    for line in reversed(log.splitlines()):
+        if line.startswith("LOADGEN_RESULT "):
+            return json.loads(line[len("LOADGEN_RESULT "):])
+    raise ValueError("no LOADGEN_RESULT line in the load Job's log:\n" + log[-2000:])
+
+
+def share(result: dict, variant: str, since: float = 0.0, until: float = float("inf")) -> tuple[float, int]:
+    """Fraction of answered requests in [since, until) that came from ``variant``, and their number."""
+    total = hit = 0
+    for second, name, n in result["timeline"]:
+        if name == "FAILED" or not since <= second < until:
+            continue
+        total += n
+        if name == variant:
+            hit += n
+    return (hit / total if total else 0.0), total
+
+
+if __name__ == "__main__":
+    sys.exit(main())
