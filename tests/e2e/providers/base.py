@@ -24,6 +24,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import pathlib
+import shutil
 import tomllib
 from collections.abc import Sequence
 
@@ -105,6 +106,13 @@ class ClusterProvider(abc.ABC):
         Called only after a failure, with the cluster still up. Kubernetes-level diagnostics
         (operator logs, ``kubectl get all``) are collected by the suite itself.
         """
+
+    def kubectl(self) -> str:
+        """The kubectl binary to drive this cluster with (default: the one on PATH)."""
+        found = shutil.which("kubectl")
+        if found is None:
+            raise ProviderError("kubectl: not found on PATH")
+        return found
 
     @abc.abstractmethod
     def down(self) -> None:
