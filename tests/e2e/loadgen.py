@@ -12,9 +12,15 @@ Output (last line of the log, prefixed with ``LOADGEN_RESULT ``)::
 
     {"requests": 2000, "ok": 2000, "failed": 0, "started": <epoch s>, "finished": <epoch s>,
      "by_variant": {"stable": 1796, "candidate": 204},
-     "by_version": {"stable=1.0.0": 1796, "candidate=2.0.0": 204},
-     "timeline": [[<epoch second>, "candidate", 3], ...],
+     "answers": [["stable", "1.0.0", "1.0.0", 1796], ["candidate", "2.0.0", "2.0.0", 204]],
+     "timeline": [[<epoch second>, "candidate", "2.0.0", 3], ...],
      "errors": [{"t": <epoch s>, "error": "..."}]}          # the first 50 failures
+
+``answers`` counts (variant, x-model-version header, model_version of the body): the router sets
+the header from its routing table, the server writes the body from the model it loaded, so the
+two disagree exactly when a request reached a pod of another version (as during a rollout).
+``timeline`` counts answers per epoch second, variant and body version; failed requests appear
+there under the variant name ``FAILED``.
 
 A failure is an exception (connect, read, timeout) or a status other than 200. A line
 ``LOADGEN_STARTED <epoch s>`` is printed once the first answer has come back, so the suite
@@ -64,20 +70,20 @@ class Tally:
         self.ok = 0
         self.failed = 0
         self.by_variant: collections.Counter[str] = collections.Counter()
-        self.by_version: collections.Counter[str] = collections.Counter()
-        self.timeline: collections.Counter[tuple[int, str]] = collections.Counter()
+        self.answers: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        self.timeline: collections.Counter[tuple[int, str, str]] = collections.Counter()
         self.errors: list[dict] = []
         self.first_answer: float | None = None
 
-    def answered(self, t: float, variant: str, version: str) -> None:
+    def answered(self, t: float, variant: str, header_version: str, body_version: str) -> None:
         self.ok += 1
         self.by_variant[variant] += 1
-        self.by_version[f"{variant}={version}"] += 1
-        self.timeline[(int(t), variant)] += 1
+        self.answers[(variant, header_version, body_version)] += 1
+        self.timeline[(int(t), variant, body_version)] += 1
 
     def failure(self, t: float, error: str) -> None:
         self.failed += 1
-        self.timeline[(int(t), "FAILED")] += 1
+        self.timeline[(int(t), "FAILED", "")] += 1
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"t": round(t, 3), "error": error[:300]})
 
@@ -120,9 +126,13 @@ async def run(args: argparse.Namespace) -> dict:
                 if resp.status_code != 200:
                     tally.failure(now, f"HTTP {resp.status_code}: {resp.text[:200]}")
                     continue
-                variant = resp.headers.get("x-mlserving-variant", "<none>")
-                version = resp.headers.get("x-model-version", "<none>")
-                tally.answered(now, variant, version)
+                try:
+                    body_version = str(resp.json().get("model_version", "<none>"))
+                except ValueError:
+                    tally.failure(now, f"HTTP 200 with a body that is not JSON: {resp.text[:200]}")
+                    continue
+                tally.answered(now, resp.headers.get("x-mlserving-variant", "<none>"),
+                               resp.headers.get("x-model-version", "<none>"), body_version)
                 if tally.first_answer is None:
                     tally.first_answer = now
                     print(f"LOADGEN_STARTED {now:.3f}", flush=True)
@@ -137,8 +147,8 @@ async def run(args: argparse.Namespace) -> dict:
         "first_answer": tally.first_answer and round(tally.first_answer, 3),
         "finished": round(time.time(), 3),
         "by_variant": dict(tally.by_variant),
-        "by_version": dict(tally.by_version),
-        "timeline": sorted([t, v, n] for (t, v), n in tally.timeline.items()),
+        "answers": sorted([v, hv, bv, n] for (v, hv, bv), n in tally.answers.items()),
+        "timeline": sorted([t, v, bv, n] for (t, v, bv), n in tally.timeline.items()),
         "errors": tally.errors,
     }
 
@@ -159,9 +169,9 @@ def parse_result(log: str) -> dict:
 
 
 def share(result: dict, variant: str, since: float = 0.0, until: float = float("inf")) -> tuple[float, int]:
-    """Fraction of answered requests in [since, until) that came from ``variant``, and their number."""
+    """Fraction of the answers in seconds [since, until) that came from ``variant``, and their number."""
     total = hit = 0
-    for second, name, n in result["timeline"]:
+    for second, name, _version, n in result["timeline"]:
         if name == "FAILED" or not since <= second < until:
             continue
         total += n
