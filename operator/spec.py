@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from mlserving.operator.settings import check_image
+
 API_GROUP = "mlserving.io"
 API_VERSION = "mlserving.io/v1alpha1"
 KIND = "ModelDeployment"
@@ -141,7 +143,6 @@ def parse(md: dict) -> ModelDeploymentSpec:
 
     image = spec.get("image")
     if image is not None:
-        from mlserving.operator.settings import check_image
         try:
             check_image("spec.image", _str(image, "spec.image"))
         except ValueError as exc:

@@ -40,10 +40,11 @@ def rbac(ctx: Context) -> list[dict]:
 
 def router_deployment(ctx: Context) -> dict:
     md = ctx.spec.name
+    # The router takes its log level as a flag (choices debug/info/warning/error), not from env.
+    level = {"CRITICAL": "error"}.get(ctx.settings.log_level, ctx.settings.log_level.lower())
     args = ["router", "--configmap", f"{ctx.spec.namespace}/{naming.routing_configmap(md)}",
-            "--port", str(naming.HTTP_PORT)]
-    env = [{"name": "LOG_LEVEL", "value": ctx.settings.log_level}]
-    router = container(ctx, "router", args, env, ROUTER_RESOURCES)
+            "--port", str(naming.HTTP_PORT), "--log-level", level]
+    router = container(ctx, "router", args, [], ROUTER_RESOURCES)
     template = {
         "metadata": {"labels": pod_labels(ctx, naming.ROUTER, None), "annotations": pod_annotations(ctx)},
         # The ServiceAccount does not automount; the pod asks for the token explicitly.

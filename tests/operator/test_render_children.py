@@ -154,7 +154,8 @@ def test_router_rbac_reads_only_its_own_configmap():
     pod = children[("Deployment", "fraud-router")]["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "fraud-router"
     assert pod["automountServiceAccountToken"] is True
-    assert pod["containers"][0]["args"] == ["router", "--configmap", "team-a/fraud-routing", "--port", "8000"]
+    assert pod["containers"][0]["args"] == ["router", "--configmap", "team-a/fraud-routing", "--port", "8000",
+                                         "--log-level", "info"]
 
 
 def test_router_hpa_uses_operator_settings():
@@ -210,3 +211,17 @@ def test_children_selector_matches_every_child_label_set():
     selector = dict(part.split("=") for part in naming.children_selector("fraud").split(","))
     for child in desired_children(make_md(), SETTINGS):
         assert selector.items() <= child["metadata"]["labels"].items()
+
+
+def test_the_routers_own_parser_accepts_the_rendered_table():
+    from mlserving.server.router.table import parse_table
+
+    md = make_md([{"name": "stable", "version": "1.0.0", "weight": 90},
+                  {"name": "candidate", "version": "2.0.0", "weight": 10},
+                  {"name": "shadow", "version": "3.0.0", "weight": 0, "mirror": True}],
+                 routing={"stickyHeader": "x-user-id"})
+    table = parse_table(render(md)[("ConfigMap", "fraud-routing")]["data"]["routing.json"])
+    assert table.generation == 3 and table.sticky_header == "x-user-id"
+    assert [(v.name, v.weight, v.mirror) for v in table.variants] == [
+        ("stable", 90, False), ("candidate", 10, False), ("shadow", 0, True)]
+    assert table.variants[0].url == "http://fraud-stable.team-a.svc.cluster.local"
