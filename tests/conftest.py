@@ -15,10 +15,12 @@ other binaries), ``env`` (os.environ plus KUBECONFIG and PATH, for subprocesses 
 operator under test), ``kubectl(*args)``, ``get_json(...)``, ``apply(...)``. The kubernetes
 Python client can load it with ``kubernetes.config.load_kube_config(str(cluster.kubeconfig))``.
 
-The fixture reuses a running cluster of this checkout and only stops one that a test session
-started, after the last session using it ends. Without cached binaries the tests skip (the
-reason says how to build them) unless MLSERVING_BUILD_CLUSTER=1 (build now, several minutes
-the first time) or MLSERVING_REQUIRE_CLUSTER=1 (build if Go is there, otherwise fail).
+MLSERVING_KUBECONFIG=<path> points the fixture at an existing cluster (kind, for instance)
+instead. Otherwise the fixture reuses a running cluster of this checkout and only stops one
+that a test session started, after the last session using it ends. Without cached binaries
+the tests skip (the reason says how to build them) unless MLSERVING_BUILD_CLUSTER=1 (build
+now, about 30 minutes the first time) or MLSERVING_REQUIRE_CLUSTER=1 (build if Go is there,
+otherwise fail).
 """
 
 from __future__ import annotations
@@ -215,8 +217,20 @@ def cluster_binaries() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
-def cluster(cluster_binaries: pathlib.Path) -> Iterator[Cluster]:
-    """The local control plane, started once per session (see the module docstring)."""
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """The local control plane, started once per session (see the module docstring).
+
+    MLSERVING_KUBECONFIG=<path> uses that cluster instead (kind, for instance), with the
+    kubectl found on PATH, and never stops it.
+    """
+    external = os.environ.get("MLSERVING_KUBECONFIG")
+    if external:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            pytest.fail("MLSERVING_KUBECONFIG is set but no kubectl is on PATH")
+        yield Cluster(kubeconfig=pathlib.Path(external), bin_dir=pathlib.Path(kubectl).parent)
+        return
+    cluster_binaries = request.getfixturevalue("cluster_binaries")
     env = parse_env(run_cluster_sh("env"))
     kubeconfig = pathlib.Path(env["KUBECONFIG"])
     registry = SessionRegistry(kubeconfig.parent)
