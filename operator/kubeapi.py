@@ -9,6 +9,7 @@ when hundreds of ModelDeployments are reconciled.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from urllib.parse import quote
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
+log = logging.getLogger("mlserving.operator.kubeapi")
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -114,6 +116,9 @@ class KubeApi:
             raise ApiError(exc.status or 0, str(exc.reason or "ApiException"), str(exc.body or "")) from exc
         except Exception as exc:  # urllib3 connection/timeout errors surface here
             raise ApiError(0, type(exc).__name__, str(exc)) from exc
+        warning = resp.headers.get("Warning") if resp.headers else None
+        if warning:  # deprecations, PodSecurity "warn" findings: worth seeing in the operator log
+            log.warning("API warning on %s %s: %s", method, path, warning)
         payload = json.loads(data) if data else {}
         if not 200 <= resp.status <= 299:
             message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
