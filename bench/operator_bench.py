@@ -32,8 +32,12 @@ import uuid
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "operator_cluster"))
 
-import yaml  # noqa: E402
-from opcluster_kit import (  # noqa: E402
+import yaml
+from mlserving.operator.apply import FIELD_MANAGER
+from mlserving.operator.children import child_kinds, desired_children
+from mlserving.operator.kubeapi import kind_of
+from mlserving.operator.settings import OperatorSettings
+from opcluster_kit import (
     MD,
     OperatorProcess,
     api_for,
@@ -41,11 +45,6 @@ from opcluster_kit import (  # noqa: E402
     create_md,
     load_example,
 )
-
-from mlserving.operator.apply import FIELD_MANAGER  # noqa: E402
-from mlserving.operator.children import child_kinds, desired_children  # noqa: E402
-from mlserving.operator.kubeapi import kind_of  # noqa: E402
-from mlserving.operator.settings import OperatorSettings  # noqa: E402
 
 
 def cluster_env() -> dict[str, str]:
@@ -195,7 +194,8 @@ def main(argv=None) -> int:
     finally:
         op.stop()
         for ns in namespaces.values():
-            subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env, capture_output=True)
+            subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env, capture_output=True,
+                           check=False)
     return 0
 
 
