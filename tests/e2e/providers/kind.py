@@ -51,18 +51,20 @@ class KindProvider(ClusterProvider):
         self._created = False
 
     def available(self) -> tuple[bool, str]:
-        missing = [tool for tool in ("docker", "kind", "kubectl") if shutil.which(tool) is None]
-        if missing:
-            return False, f"{', '.join(missing)} not on PATH"
-        try:
-            proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                                  check=False, capture_output=True, text=True, timeout=20)
-        except subprocess.TimeoutExpired:
-            return False, "`docker info` did not answer within 20 s"
-        if proc.returncode != 0 or not proc.stdout.strip():
-            reason = (proc.stderr.strip().splitlines() or ["no server version"])[-1]
-            return False, f"`docker info` found no Docker engine: {reason}"
-        return True, ""
+        problems = [f"{tool} not on PATH" for tool in ("kind", "kubectl") if shutil.which(tool) is None]
+        if shutil.which("docker") is None:
+            problems.insert(0, "docker not on PATH")
+        else:
+            try:
+                proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                                      check=False, capture_output=True, text=True, timeout=20)
+            except subprocess.TimeoutExpired:
+                problems.insert(0, "`docker info` did not answer within 20 s")
+            else:
+                if proc.returncode != 0 or not proc.stdout.strip():
+                    why = (proc.stderr.strip().splitlines() or ["no server version"])[-1]
+                    problems.insert(0, f"`docker info` found no Docker engine ({why})")
+        return (not problems), ", ".join(problems)
 
     def _exists(self) -> bool:
         out = _run(["kind", "get", "clusters"], "kind get clusters", 60)
