@@ -41,8 +41,8 @@ class LoadResult:
 
 
 def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core: int,
-            timeout_s: float = 5.0) -> LoadResult:
-    argv = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s",
+            timeout_s: float = 5.0, nice: int = 0) -> LoadResult:
+    argv = ["nice", "-n", str(nice), "taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA_SCRIPT), url]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
     out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=duration_s + 60)

@@ -59,7 +59,7 @@ def write_repository(root: Path, model_name: str, model_version: str, joblib_pat
 
 def mlserver_process(mlserver: Path, workdir: Path, model_name: str, model_version: str,
                      joblib_path: Path, max_batch_size: int, max_batch_time_s: float,
-                     parallel_workers: int, core: int) -> ServerProcess:
+                     parallel_workers: int, core: int, nice: int = 0) -> ServerProcess:
     ports = (free_port(), free_port(), free_port())
     root = workdir / f"mlserver-{max_batch_size}-{max_batch_time_s:g}"
     write_repository(root, model_name, model_version, joblib_path, max_batch_size, max_batch_time_s,
@@ -68,4 +68,4 @@ def mlserver_process(mlserver: Path, workdir: Path, model_name: str, model_versi
         label=f"MLServer {max_batch_size}/{max_batch_time_s * 1000:g}ms",
         argv=[str(mlserver), "start", str(root)], env={}, port=ports[0],
         ready_path=f"/v2/models/{model_name}/ready", core=core,
-        log_path=str(workdir / f"mlserver-{max_batch_size}.log"), cwd=str(root))
+        log_path=str(workdir / f"mlserver-{max_batch_size}.log"), cwd=str(root), nice=nice)

@@ -113,6 +113,7 @@ class ServerProcess:
     core: int
     log_path: str
     cwd: str | None = None
+    nice: int = 0
     proc: subprocess.Popen | None = None
     start_to_ready_s: float | None = None
     _log: object = field(default=None, repr=False)
@@ -123,7 +124,7 @@ class ServerProcess:
         env = {**os.environ, **self.env}
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            ["taskset", "-c", str(self.core), *self.argv], env=env, cwd=self.cwd,
+            ["nice", "-n", str(self.nice), "taskset", "-c", str(self.core), *self.argv], env=env, cwd=self.cwd,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:

@@ -85,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--mlserving", default=None, help="the mlserving executable (default: .venv/bin/mlserving)")
     p.add_argument("--server-core", type=int, default=0)
     p.add_argument("--load-core", type=int, default=1)
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness increment for the servers and wrk; a negative value (root only) shields the "
+                        "figures from other work on a shared machine (default 0)")
     p.add_argument("--tolerance", type=float, default=5e-6,
                    help="largest allowed |probability - model's own| per server; twice this bounds the "
                         "difference between the two servers (default 5e-6)")
@@ -208,7 +211,7 @@ def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str)
                     env["MODEL_FORMAT"] = fmt
                 return ServerProcess(label=f"ours {fmt}", argv=[exe, "serve"], env=env, port=port,
                                      ready_path="/health/ready", core=args.server_core,
-                                     log_path=str(workdir / f"ours-{fmt}.log"))
+                                     log_path=str(workdir / f"ours-{fmt}.log"), nice=args.nice)
             targets.append(Target(f"ours {fmt}", "ours", {"v2": v2_path, "predict": "/predict"}, make))
     if "mlserver" in servers:
         mlserver = ensure_venv(args.mlserver_venv)
@@ -221,7 +224,8 @@ def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str)
 
             def make(size=size, batch_time=batch_time) -> ServerProcess:
                 return mlserver_process(mlserver, workdir, name, version, model_dir / "model.joblib", size,
-                                        batch_time, args.mlserver_parallel_workers, args.server_core)
+                                        batch_time, args.mlserver_parallel_workers, args.server_core,
+                                        args.nice)
             targets.append(Target(f"MLServer {size}/{batch_time * 1000:g}ms", "mlserver", {"v2": v2_path}, make))
     if not targets:
         sys.exit("--servers chose nothing to run")
@@ -242,12 +246,13 @@ def time_target(target: Target, round_no: int, args, rows, expected, bodies: dic
         for endpoint, path in target.endpoints.items():
             url = f"http://127.0.0.1:{server.port}{path}"
             if args.warmup > 0:
-                run_wrk(url, bodies[endpoint], max(connections), args.warmup, args.load_core)
+                run_wrk(url, bodies[endpoint], max(connections), args.warmup, args.load_core, nice=args.nice)
             for conns in connections:
                 load1 = os.getloadavg()[0]
                 cpu0, t0 = tree_cpu_seconds(server.proc.pid), time.monotonic()
                 with TreeSampler(server.proc.pid) as sampler:
-                    result: LoadResult = run_wrk(url, bodies[endpoint], conns, args.duration, args.load_core)
+                    result: LoadResult = run_wrk(url, bodies[endpoint], conns, args.duration, args.load_core,
+                                                  nice=args.nice)
                 cpu_share = (tree_cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - t0)
                 run = Run(round_no, target.label, target.kind, endpoint, conns, result.rps, result.p50_ms,
                           result.p99_ms, result.errors, cpu_share, sampler.peak_rss / 2**20, load1)
@@ -338,7 +343,7 @@ def header(args, model_dir: Path, estimator, name: str, version: str) -> list[st
         f"{estimator.n_features_in_} features"),
         (f"servers pinned to core {args.server_core}, wrk -t1 pinned to core {args.load_core}; "
         f"{args.rounds} rounds x {args.duration:g} s per run, {args.warmup:g} s warm-up per endpoint; "
-        f"MLServer {MLSERVER_VERSION}, parallel_workers {args.mlserver_parallel_workers}"),
+        f"MLServer {MLSERVER_VERSION}, parallel_workers {args.mlserver_parallel_workers}; nice {args.nice:+d}"),
     ]
 
 
