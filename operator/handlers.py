@@ -88,6 +88,10 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
     # Leader election is ours (leader.py); kopf peering would freeze equal-priority replicas.
     settings.peering.standalone = True
     settings.execution.max_workers = rt.workers
+    # Children are filtered by the API server, not in here: the operator never receives (nor
+    # parses) the ConfigMaps, Services, ... that are not its own.
+    for _api_version, _kind, plural in child_kinds():
+        settings.watching.label_selectors[plural] = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
