@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""What the router costs: added latency at a constant rate, and saturation throughput on one core.
+
+Starts real processes on 127.0.0.1: `mlserving serve` (fraud model, versions trained here unless
+--models is given) and `mlserving router` in front of it, and drives them with vegeta (built from
+github.com/tsenart/vegeta/v12 v12.13.0 with `go install` if it is not on PATH or in ~/go/bin).
+
+1. Latency, constant rate well below saturation (default 500 rps): the server directly vs through
+   the router, alternated --rounds times; the router's added p50/p99 against the targets (1 ms, 3 ms).
+2. Mirror: the routed path at the same rate with a mirror variant up, then with it stopped.
+3. Saturation on one core: server alone on CPU 0; then the router on CPU 0 and the server on CPU 1
+   (vegeta on CPU 1 in both). Also CPU time per request of each process, the steadier figure on a
+   shared machine.
+
+Run: .venv/bin/python bench/router_latency.py [--rate 500] [--duration 10] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from router_procs import Proc, cpu_seconds, free_port, write_table
+
+VEGETA_MODULE = "github.com/tsenart/vegeta/v12@v12.13.0"
+BODY = json.dumps({"features": [0.1 * i for i in range(20)]})
+
+
+def find_vegeta() -> str:
+    for candidate in (shutil.which("vegeta"), str(Path.home() / "go" / "bin" / "vegeta")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    if shutil.which("go") is None:
+        sys.exit("vegeta not found and Go is not installed: install Go, or put vegeta on PATH")
+    print(f"building vegeta: go install {VEGETA_MODULE} ...", flush=True)
+    subprocess.run(["go", "install", VEGETA_MODULE], check=True)
+    return str(Path.home() / "go" / "bin" / "vegeta")
+
+
+class Vegeta:
+    def __init__(self, binary: str, workdir: Path):
+        self.binary = binary
+        self.body = workdir / "body.json"
+        self.body.write_text(BODY)
+
+    def attack(self, url: str, rate: int, duration: float, workers: int | None = None,
+               cpu: str | None = None) -> dict:
+        cmd = [self.binary, "attack", f"-rate={rate}", f"-duration={duration}s", f"-body={self.body}",
+               "-header=Content-Type: application/json", "-timeout=10s"]
+        if workers:
+            cmd += [f"-workers={workers}", f"-max-workers={workers}"]
+        if cpu is not None:
+            cmd = ["taskset", "-c", cpu, *cmd]
+        attack = subprocess.run(cmd, input=f"POST {url}\n".encode(), capture_output=True, check=True)
+        report = subprocess.run([self.binary, "report", "-type=json"], input=attack.stdout,
+                                capture_output=True, check=True)
+        result = json.loads(report.stdout)
+        lat = result["latencies"]
+        return {"rate": result["rate"], "throughput": result["throughput"], "success": result["success"],
+                "status_codes": result["status_codes"], "requests": result["requests"],
+                "p50_ms": lat["50th"] / 1e6, "p99_ms": lat["99th"] / 1e6, "mean_ms": lat["mean"] / 1e6,
+                "max_ms": lat["max"] / 1e6}
+
+
+def train(models: Path) -> None:
+    for seed, version in ((1, "1.0.0"), (2, "2.0.0")):
+        if (models / "fraud" / version / "metadata.json").exists():
+            continue
+        subprocess.run([sys.executable, "-m", "mlserving.cli.main", "train", "--model", "fraud", "--version",
+                        version, "--out", str(models), "--seed", str(seed), "--samples", "5000"],
+                       check=True, capture_output=True)
+
+
+def serve(models: Path, version: str, logs: Path, cpu: str | None) -> Proc:
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path", str(models / "fraud" / version),
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return Proc(f"serve-{version}", cmd, port, logs, cpu).start("/health/ready")
+
+
+def route(table: Path, logs: Path, cpu: str | None) -> Proc:
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlserving.cli.main", "router", "--config", str(table), "--host", "127.0.0.1",
+           "--port", str(port), "--log-level", "warning"]
+    return Proc("router", cmd, port, logs, cpu).start("/health/ready")
+
+
+def line(name: str, r: dict) -> str:
+    codes = ",".join(f"{k}:{v}" for k, v in sorted(r["status_codes"].items()))
+    return (f"  {name:<28} {r['rate']:>7.0f} {r['throughput']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
+            f"{r['max_ms']:>8.2f}  {codes}")
+
+
+HEADER = f"  {'phase':<28} {'rate':>7} {'rps ok':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  status codes"
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=int, default=500, help="constant request rate of the latency phases")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=2, help="direct/routed alternations")
+    parser.add_argument("--workers", type=int, default=64, help="vegeta workers in the saturation phases")
+    parser.add_argument("--models", type=Path, help="registry with fraud 1.0.0 and 2.0.0 (default: train now)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--skip-saturation", action="store_true")
+    args = parser.parse_args()
+
+    cores = os.cpu_count() or 1
+    work = Path(tempfile.mkdtemp(prefix="router-bench-"))
+    models = args.models or work / "models"
+    vegeta = Vegeta(find_vegeta(), work)
+    print(f"load average before: {load_average()}  (cores: {cores})", flush=True)
+    train(models)
+    results: dict = {"rate": args.rate, "duration_s": args.duration, "load_before": load_average()}
+    procs: list[Proc] = []
+    try:
+        # 1. Added latency. Server on CPU 0, router on CPU 1: in a cluster they run in separate pods.
+        server = serve(models, "1.0.0", work, "0" if cores > 1 else None)
+        mirror = serve(models, "2.0.0", work, "0" if cores > 1 else None)
+        procs += [server, mirror]
+        table = work / "routing.json"
+        write_table(table, [("stable", "1.0.0", server.url, 100, False)])
+        router = route(table, work, "1" if cores > 1 else None)
+        procs.append(router)
+        vegeta.attack(server.url + "/predict", args.rate, 2)  # warm-up, both paths
+        vegeta.attack(router.url + "/predict", args.rate, 2)
+        print(f"\n1. latency at {args.rate} rps, {args.duration:g} s per phase\n{HEADER}", flush=True)
+        direct, routed = [], []
+        for i in range(args.rounds):
+            direct.append(vegeta.attack(server.url + "/predict", args.rate, args.duration))
+            print(line(f"direct to server #{i + 1}", direct[-1]), flush=True)
+            routed.append(vegeta.attack(router.url + "/predict", args.rate, args.duration))
+            print(line(f"through router #{i + 1}", routed[-1]), flush=True)
+        p50 = sorted(r["p50_ms"] for r in routed)[len(routed) // 2] - sorted(r["p50_ms"] for r in direct)[len(direct) // 2]
+        p99 = sorted(r["p99_ms"] for r in routed)[len(routed) // 2] - sorted(r["p99_ms"] for r in direct)[len(direct) // 2]
+        print(f"  added by the router (median of rounds): p50 {p50:+.3f} ms (target <= 1 ms), "
+              f"p99 {p99:+.3f} ms (target <= 3 ms)  -> {'MET' if p50 <= 1 and p99 <= 3 else 'MISSED'}")
+        results["latency"] = {"direct": direct, "routed": routed, "added_p50_ms": p50, "added_p99_ms": p99}
+
+        # 2. Mirror up, then stopped.
+        write_table(table, [("stable", "1.0.0", server.url, 100, False), ("shadow", "2.0.0", mirror.url, 0, True)],
+                    generation=2)
+        time.sleep(1.5)
+        print(f"\n2. mirror at {args.rate} rps\n{HEADER}", flush=True)
+        up = vegeta.attack(router.url + "/predict", args.rate, args.duration)
+        print(line("routed, mirror up", up), flush=True)
+        mirror.stop()
+        down = vegeta.attack(router.url + "/predict", args.rate, args.duration)
+        print(line("routed, mirror stopped", down), flush=True)
+        print(f"  p99 mirror stopped / mirror up: {down['p99_ms'] / up['p99_ms']:.2f}; status codes "
+              f"{'unchanged' if up['status_codes'] == {'200': up['requests']} and down['status_codes'] == {'200': down['requests']} else 'CHANGED'}")
+        results["mirror"] = {"up": up, "stopped": down}
+        router.stop()
+        server.stop()
+
+        # 3. Saturation on one core each.
+        if not args.skip_saturation and cores > 1:
+            print(f"\n3. saturation, {args.workers} vegeta workers, {args.duration:g} s\n{HEADER}", flush=True)
+            server = serve(models, "1.0.0", work, "0")
+            procs.append(server)
+            vegeta.attack(server.url + "/predict", 0, 2, workers=args.workers, cpu="1")
+            c0 = cpu_seconds(server.pid)
+            alone = vegeta.attack(server.url + "/predict", 0, args.duration, workers=args.workers, cpu="1")
+            server_cpu_us = (cpu_seconds(server.pid) - c0) / alone["requests"] * 1e6
+            print(line("server alone on CPU 0", alone), flush=True)
+            server.stop()
+
+            server = serve(models, "1.0.0", work, "1")
+            procs.append(server)
+            write_table(table, [("stable", "1.0.0", server.url, 100, False)], generation=3)
+            router = route(table, work, "0")
+            procs.append(router)
+            vegeta.attack(router.url + "/predict", 0, 2, workers=args.workers, cpu="1")
+            c0, s0, t0 = cpu_seconds(router.pid), cpu_seconds(server.pid), time.monotonic()
+            sat = vegeta.attack(router.url + "/predict", 0, args.duration, workers=args.workers, cpu="1")
+            elapsed = time.monotonic() - t0
+            router_busy = (cpu_seconds(router.pid) - c0) / elapsed
+            router_cpu_us = (cpu_seconds(router.pid) - c0) / sat["requests"] * 1e6
+            server_cpu_us_2 = (cpu_seconds(server.pid) - s0) / sat["requests"] * 1e6
+            print(line("router on CPU 0", sat), flush=True)
+            print(f"  router CPU 0 busy {router_busy * 100:.0f} % during its run "
+                  f"({'router-bound' if router_busy > 0.9 else 'NOT router-bound: CPU 1 (server + vegeta) limits'})")
+            print(f"  saturation rps router / server: {sat['throughput']:.0f} / {alone['throughput']:.0f} = "
+                  f"{sat['throughput'] / alone['throughput']:.2f}")
+            print(f"  CPU per request: router {router_cpu_us:.0f} us, server {server_cpu_us:.0f} us alone, "
+                  f"{server_cpu_us_2:.0f} us behind the router; router / server = {router_cpu_us / server_cpu_us:.2f}")
+            results["saturation"] = {"server": alone, "router": sat, "router_cpu_busy": router_busy,
+                                     "router_cpu_us_per_request": router_cpu_us,
+                                     "server_cpu_us_per_request": server_cpu_us}
+    finally:
+        for proc in procs:
+            proc.stop()
+    results["load_after"] = load_average()
+    print(f"\nload average after: {results['load_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
