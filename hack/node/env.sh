@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Print the real node's paths as KEY=VALUE lines (for tools and tests; no side effects).
+source "$(dirname "$0")/lib.sh"
+cat <<ENV
+K8S_VERSION=$K8S_VERSION
+K8S_BIN=$K8S_BIN
+NODE_NAME=$NODE_NAME
+NODE_IP=$NODE_IP
+NODE_BRIDGE=$NODE_BRIDGE
+NODE_STATE=$NODE_STATE
+NODE_RUN=$NODE_RUN
+NODE_LOGS=$NODE_LOGS
+CONTAINERD_SOCK=$CONTAINERD_SOCK
+KUBECONFIG=$REPO_KUBECONFIG
+ENV

@@ -1,0 +1,71 @@
+# Shared settings for the real-node mode (sourced by hack/node/*.sh and hack/images/*.sh).
+# One real node per machine: the bridge, iptables chains and /run paths are machine-wide,
+# so the state lives under fixed system paths rather than in the checkout.
+set -euo pipefail
+
+NODE_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$NODE_LIB_DIR/../.." && pwd)"
+
+# Same pinned version and flat binary cache as hack/cluster.sh (issue 3).
+K8S_VERSION="${K8S_VERSION:-$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$REPO_ROOT/hack/go.mod")}"
+MLS_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mlserving"
+K8S_BIN="$MLS_CACHE/k8s/$K8S_VERSION/bin"
+COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
+
+NODE_STATE="${NODE_STATE:-/var/lib/mlserving-node}"   # certs, configs, containerd root, kubelet root
+NODE_RUN="${NODE_RUN:-/run/mlserving-node}"           # sockets and pid files
+NODE_LOGS="$NODE_STATE/logs"
+NODE_NAME="mls-node"
+
+# The node's own address sits on a bridge this tooling creates; the same bridge carries the pods.
+# The API server listens on it (pods reach it through the `kubernetes` Service, whose endpoint
+# cannot be a loopback address) and the node registers with it as its InternalIP.
+NODE_BRIDGE="mlsbr0"
+NODE_IP="10.244.0.1"
+POD_CIDR="10.244.0.0/24"
+SERVICE_CIDR="10.96.0.0/16"
+KUBERNETES_SERVICE_IP="10.96.0.1"
+CLUSTER_DNS_IP="$NODE_IP"       # CoreDNS runs as a host process on the node address
+CLUSTER_DOMAIN="cluster.local"
+
+APISERVER_PORT=6443
+ETCD_CLIENT_PORT=12379          # not the default 2379: the kwok cluster of hack/cluster.sh may run too
+ETCD_PEER_PORT=12380
+APISERVER_URL="https://$NODE_IP:$APISERVER_PORT"
+
+CONTAINERD_SOCK="$NODE_RUN/containerd/containerd.sock"
+SANDBOX_IMAGE="registry.k8s.io/pause:3.10"
+KUBECONFIG_ADMIN="$NODE_STATE/pki/admin.kubeconfig"
+# Where tools and tests of this checkout look for the node's kubeconfig.
+REPO_KUBECONFIG="$REPO_ROOT/.cluster/node/kubeconfig"
+
+log() { printf '[node %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
+
+# Start a long-running process in the background, detached from the caller's terminal,
+# with its pid recorded so that down.sh can stop exactly what up.sh started.
+start_daemon() {
+  local name="$1"; shift
+  mkdir -p "$NODE_RUN/pids" "$NODE_LOGS"
+  if [[ -f "$NODE_RUN/pids/$name" ]] && kill -0 "$(cat "$NODE_RUN/pids/$name")" 2>/dev/null; then
+    log "$name already running (pid $(cat "$NODE_RUN/pids/$name"))"
+    return 0
+  fi
+  setsid "$@" >>"$NODE_LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! >"$NODE_RUN/pids/$name"
+  log "started $name (pid $!), log $NODE_LOGS/$name.log"
+}
+
+# wait_for DESCRIPTION TIMEOUT_S COMMAND... : poll until COMMAND succeeds.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local deadline=$(( $(date +%s) + timeout ))
+  until "$@" >/dev/null 2>&1; do
+    if (( $(date +%s) >= deadline )); then
+      die "timed out after ${timeout}s waiting for $what"
+    fi
+    sleep 0.5
+  done
+}

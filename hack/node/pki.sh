@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Certificates and kubeconfigs for the real-node control plane (kept across up/down; regenerated
+# only when missing). One CA signs the serving cert of the API server and every client cert.
+source "$(dirname "$0")/lib.sh"
+
+pki="$NODE_STATE/pki"
+mkdir -p "$pki"
+cd "$pki"
+
+if [[ ! -f ca.crt ]]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
+    -subj "/CN=mlserving-node-ca" 2>/dev/null
+fi
+# Service-account token signing pair.
+if [[ ! -f sa.key ]]; then
+  openssl genrsa -out sa.key 2048 2>/dev/null
+  openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+fi
+
+# issue NAME SUBJECT EXT: key + cert signed by the CA.
+issue() {
+  local name="$1" subj="$2" ext="$3"
+  [[ -f "$name.crt" ]] && return 0
+  openssl req -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "$subj" 2>/dev/null
+  printf '%s\n' "$ext" >"$name.ext"
+  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+    -extfile "$name.ext" -out "$name.crt" 2>/dev/null
+  rm -f "$name.csr" "$name.ext"
+}
+client_ext="basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+
+issue apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN"
+issue admin "/O=system:masters/CN=mlserving-admin" "$client_ext"
+issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client_ext"
+issue kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client_ext"
+issue kube-proxy "/CN=system:kube-proxy" "$client_ext"
+issue controller-manager "/CN=system:kube-controller-manager" "$client_ext"
+issue scheduler "/CN=system:kube-scheduler" "$client_ext"
+issue coredns "/CN=mlserving:coredns" "$client_ext"
+
+# kubeconfig NAME: a kubeconfig that authenticates with NAME.crt.
+kubeconfig() {
+  local name="$1"
+  cat >"$name.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: mlserving-node
+  cluster:
+    server: $APISERVER_URL
+    certificate-authority: $pki/ca.crt
+users:
+- name: $name
+  user:
+    client-certificate: $pki/$name.crt
+    client-key: $pki/$name.key
+contexts:
+- name: mlserving-node
+  context: {cluster: mlserving-node, user: $name}
+current-context: mlserving-node
+KC
+}
+for n in admin kubelet kube-proxy controller-manager scheduler coredns; do kubeconfig "$n"; done
+chmod 600 ./*.key
