@@ -79,15 +79,22 @@ class HotPathDispatcher:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)  # lifespan, websockets
-        if scope["method"] == "POST":
-            path = scope["path"]
-            handler = self.routes.get(path)
-            if handler is not None:
-                return await self._serve(handler, None, scope, receive, send)
-            target = parse_v2_infer_path(path)
-            if target is not None:
-                return await self._serve(self.v2_infer, target, scope, receive, send)
-        return await self._delegate(scope, receive, send)
+        path = scope["path"]
+        handler = self.routes.get(path)
+        target = None if handler is not None else parse_v2_infer_path(path)
+        if handler is None and target is None:
+            return await self._delegate(scope, receive, send)
+        if scope["method"] != "POST":
+            return await self._method_not_allowed(scope, send)
+        if handler is not None:
+            return await self._serve(handler, None, scope, receive, send)
+        return await self._serve(self.v2_infer, target, scope, receive, send)
+
+    async def _method_not_allowed(self, scope, send) -> None:
+        request_id = usable_request_id(header_values(scope)[0]) or new_request_id()
+        message = f"method: {scope['method']} is not allowed on {scope['path']}; use POST"
+        await send_bytes(send, 405, error_body(405, message, "method", request_id), request_id,
+                         [(b"allow", b"POST")])
 
     async def _serve(self, handler: Handler, target, scope, receive, send) -> None:
         start = time.perf_counter()

@@ -84,13 +84,17 @@ def choose_artifact(directory: Path, metadata: dict, model_format: str, allow_pi
     return SklearnModel, directory / JOBLIB_FILE
 
 
-def measure_call_us(model, n_features: int, rows: int = 1, repeats: int = 20) -> float:
-    """Median wall time of one model call on ``rows`` rows, in microseconds."""
+def measure_call_us(model, n_features: int, rows: int = 1, repeats: int = 20, budget_s: float = 0.05) -> float:
+    """Median wall time of one model call on ``rows`` rows, in microseconds (at most ``repeats``
+    calls, fewer when they exceed ``budget_s`` in total: a slow model is known to be slow fast)."""
     X = np.zeros((rows, n_features), dtype=np.float64)
     model.predict_proba(X)  # warm-up: first calls allocate
     timings = []
+    deadline = time.perf_counter() + budget_s
     for _ in range(repeats):
         start = time.perf_counter()
         model.predict_proba(X)
         timings.append(time.perf_counter() - start)
+        if start > deadline:
+            break
     return float(np.median(timings)) * 1e6

@@ -47,6 +47,12 @@ def router(state) -> APIRouter:
             "loaded_at": model.loaded_at,
             "dispatch": state.dispatch_mode,
             "call_us": round(model.call_us, 1),
+            "batching": None if state.batcher is None else {
+                "max_batch_size": state.batcher.max_batch_size,
+                "max_batch_time_ms": state.batcher.max_batch_time_s * 1000,
+                "model_calls": state.batcher.batches,
+                "rows": state.batcher.batched_rows,
+            },
             "n_features": model.n_features,
             "feature_names": model.feature_names,
             "decision_threshold": model.threshold,

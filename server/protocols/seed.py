@@ -36,7 +36,7 @@ async def predict(call: Call) -> HotResult:
     probability = float(proba[0, model.positive_index])
     is_fraud = probability >= model.threshold
     body = orjson.dumps({
-        "request_id": call.request_id,
+        "request_id": call.rid(),
         "is_fraud": is_fraud,
         "fraud_probability": probability,
         "model_name": model.name,
@@ -67,7 +67,7 @@ async def predict_batch(call: Call) -> HotResult:
     predictions = [{"is_fraud": p >= threshold, "fraud_probability": p} for p in probabilities]
     frauds = sum(1 for p in probabilities if p >= threshold)
     body = orjson.dumps({
-        "request_id": call.request_id,
+        "request_id": call.rid(),
         "predictions": predictions,
         "model_name": model.name,
         "model_version": model.version,

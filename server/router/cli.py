@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,14 @@ def build_source(args):
     if args.config:
         return FileSource(args.config)
     namespace, name = ConfigMapSource.parse_ref(args.configmap)
-    return ConfigMapSource(namespace, name, kubeconfig=args.kubeconfig)
+    source = ConfigMapSource(namespace, name, kubeconfig=args.kubeconfig)
+    source.load_credentials()
+    return source
+
+
+def _fail(message: str) -> int:
+    print(f"mlserving router: error: {message}", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,15 +46,18 @@ def run(args: argparse.Namespace) -> int:
     from mlserving.server.router.app import RouterApp
 
     if args.timeout <= 0:
-        raise SystemExit("--timeout: must be a positive number of seconds")
+        return _fail(f"--timeout: must be a positive number of seconds, got {args.timeout:g}")
     if args.mirror_queue < 1:
-        raise SystemExit("--mirror-queue: must be at least 1")
+        return _fail(f"--mirror-queue: must be at least 1, got {args.mirror_queue}")
+    if args.kubeconfig and not args.configmap:
+        return _fail("--kubeconfig: only used with --configmap")
     try:
         source = build_source(args)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        return _fail(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = RouterApp(source, timeout_s=args.timeout, mirror_queue=args.mirror_queue)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on",
-                access_log=False, log_level="warning", timeout_keep_alive=30)
+                access_log=False, log_level="warning", timeout_keep_alive=30,
+                proxy_headers=False)  # no X-Forwarded-* rewriting: nothing reads the client address
     return 0

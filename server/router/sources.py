@@ -75,6 +75,7 @@ class ConfigMapSource:
         self.kubeconfig = kubeconfig
         self.watch_timeout_s = watch_timeout_s
         self._stop = threading.Event()
+        self._core_api = None
 
     def describe(self) -> str:
         return f"configmap {self.namespace}/{self.name}"
@@ -86,17 +87,27 @@ class ConfigMapSource:
             raise ValueError(f"--configmap: expected NAMESPACE/NAME, got {ref!r}")
         return namespace, name
 
-    def _api(self):
+    def load_credentials(self) -> None:
+        """Load the API credentials now (no network), so a router without any fails at start."""
         from kubernetes import client, config
 
-        if self.kubeconfig:
-            config.load_kube_config(config_file=self.kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-        return client.CoreV1Api()
+        try:
+            if self.kubeconfig:
+                config.load_kube_config(config_file=self.kubeconfig)
+            else:
+                try:
+                    config.load_incluster_config()
+                except config.ConfigException:
+                    config.load_kube_config()
+        except (config.ConfigException, OSError) as exc:
+            raise ValueError(f"--configmap: no usable Kubernetes credentials (not in a pod, and "
+                             f"kubeconfig failed: {exc})") from None
+        self._core_api = client.CoreV1Api()
+
+    def _api(self):
+        if self._core_api is None:
+            self.load_credentials()
+        return self._core_api
 
     async def run(self, deliver: Deliver) -> None:
         loop = asyncio.get_running_loop()
