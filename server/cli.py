@@ -6,6 +6,7 @@ uvicorn workers read their settings from the environment, so the flags are writt
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 
@@ -37,16 +38,22 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mlserving serve: error: {exc}", file=sys.stderr)
         return 2
+    metrics_dir = None
     if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before any worker imports prometheus_client.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mlserving-metrics-")
+        metrics_dir = tempfile.mkdtemp(prefix="mlserving-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     import uvicorn
     from mlserving.server.logs import uvicorn_log_config
 
-    uvicorn.run(
-        "mlserving.server.main:app", host=config.host, port=config.port, workers=config.workers,
-        log_config=uvicorn_log_config(config.log_level), access_log=False, loop="auto", http="auto",
-        lifespan="on", timeout_keep_alive=30,
-    )
+    try:
+        uvicorn.run(
+            "mlserving.server.main:app", host=config.host, port=config.port, workers=config.workers,
+            log_config=uvicorn_log_config(config.log_level), access_log=False, loop="auto", http="auto",
+            lifespan="on", timeout_keep_alive=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

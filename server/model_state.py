@@ -90,7 +90,7 @@ class ModelState:
         self.inline = False
         self.batcher: AdaptiveBatcher | None = None
         self.executor: ThreadPoolExecutor | None = None
-        self.metrics = ServerMetrics(config.model_name or "unknown", "unknown")
+        self.metrics: ServerMetrics | None = None  # labelled with the model, so made by load()
         self.model_headers: list[tuple[bytes, bytes]] = []
 
     @property
@@ -105,6 +105,8 @@ class ModelState:
             self.model = None
             self.not_ready_reason = str(exc)
             log.error("model not ready", extra={"reason": str(exc), "model_path": str(self.config.model_path)})
+            self.metrics = ServerMetrics(self.config.model_name or self.config.model_path.parent.name or "unknown",
+                                         self.config.model_path.name or "unknown")
             return
         model = self.model
         self.metrics = ServerMetrics(model.name, model.version)

@@ -1,6 +1,8 @@
 """Health, model metadata and metrics: ``/health`` (the seed's), ``/health/live``,
 ``/health/ready``, ``/model`` and ``/metrics``."""
 
+import os
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -46,6 +48,7 @@ def router(state) -> APIRouter:
             "model_path": str(state.config.model_path),
             "loaded_at": model.loaded_at,
             "dispatch": state.dispatch_mode,
+            "pid": os.getpid(),
             "call_us": round(model.call_us, 1),
             "batching": None if state.batcher is None else {
                 "max_batch_size": state.batcher.max_batch_size,

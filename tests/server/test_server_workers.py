@@ -1,0 +1,52 @@
+"""`mlserving serve` with WORKERS=2: metrics from both worker processes are aggregated."""
+
+import sys
+import time
+
+import httpx
+import pytest
+from conftest import SEED_PAYLOAD, ServerProcess, free_port, server_env
+
+
+@pytest.fixture
+def two_workers(model_registry, log_dir):
+    port = free_port()
+    command = [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path",
+               str(model_registry / "fraud" / "1.0.0"), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "2"]
+    server = ServerProcess(command, server_env(model_registry / "fraud" / "1.0.0"), log_dir / f"workers-{port}.log",
+                           port).wait_live()
+    yield server
+    server.stop()
+
+
+def success_total(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("model_predictions_total{") and 'status="success"' in line and '"1.0.0"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_are_aggregated_across_workers(two_workers):
+    url = two_workers.url
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/health/ready").status_code != 200:  # both workers load the model
+        assert time.monotonic() < deadline, two_workers.logs()
+        time.sleep(0.2)
+    pids = set()
+    answered = 0
+    for _ in range(200):
+        # A fresh connection each time, so the kernel hands requests to either worker.
+        with httpx.Client() as c:
+            assert c.post(f"{url}/predict", json=SEED_PAYLOAD).status_code == 200
+            answered += 1
+            model = c.get(f"{url}/model")
+            if model.status_code == 200:
+                pids.add(model.json()["pid"])
+        if len(pids) == 2 and answered >= 20:
+            break
+    assert len(pids) == 2, f"all {answered} requests reached one worker: {pids}"
+    # Whichever worker answers the scrape reports the requests of both.
+    for _ in range(4):
+        assert success_total(url) == answered
+    assert '"msg":"model ready"' in two_workers.logs()
