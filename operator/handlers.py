@@ -26,7 +26,7 @@ from mlserving.operator import naming
 from mlserving.operator.apply import MD_KIND, controller_of, our_fields_fingerprint
 from mlserving.operator.children import child_kinds
 from mlserving.operator.gateway import GatewayDetector
-from mlserving.operator.kubeapi import KINDS, KubeApi
+from mlserving.operator.kubeapi import KINDS, ApiError, KubeApi
 from mlserving.operator.leader import LeaderElector, LeaseConfig
 from mlserving.operator.reconcile import Reconciler, Result
 from mlserving.operator.requeue import Requeue
@@ -98,7 +98,13 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
 
-    versions = await asyncio.to_thread(rt.api.group_versions, API_GROUP)
+    while True:  # the API server may still be starting: wait for it without a traceback per try
+        try:
+            versions = await asyncio.to_thread(rt.api.group_versions, API_GROUP)
+            break
+        except ApiError as exc:
+            log.warning("API server not reachable yet (%s); retrying in 5s", exc)
+            await asyncio.sleep(5)
     if VERSION not in versions:
         raise kopf.PermanentError(
             f"the CRD {PLURAL}.{API_GROUP} ({API_GROUP}/{VERSION}) is not installed: "
