@@ -29,22 +29,38 @@ def _json(payload: dict) -> bytes:
     return json.dumps(payload).encode()
 
 
-async def _read_body(receive) -> bytes:
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The whole request body; None when the client went away first."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
     body = message.get("body", b"")
     if not message.get("more_body", False):
+        if len(body) > limit:
+            raise _BodyTooLarge
         return body
-    chunks = [body]
+    chunks, size = [body], len(body)
     while message.get("more_body", False):
         message = await receive()
-        chunks.append(message.get("body", b""))
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
 class RouterApp:
     def __init__(self, source, timeout_s: float = 10.0, mirror_queue: int = 1024, mirror_workers: int = 16,
-                 max_idle_per_upstream: int = 256):
+                 max_idle_per_upstream: int = 256, max_body_bytes: int = 16 << 20):
         self.source = source
+        self.max_body_bytes = max_body_bytes
         self.metrics = RouterMetrics()
         self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream)
         self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
@@ -150,7 +166,16 @@ class RouterApp:
     # -- forward path ---------------------------------------------------------------------------
     async def _forward(self, scope, receive, send) -> None:
         selector = self.selector
-        body = await _read_body(receive)
+        try:
+            body = await _read_body(receive, self.max_body_bytes)
+        except _BodyTooLarge:
+            self.metrics.count_request("none", 413)
+            await self._respond(send, 413, _json({
+                "error": f"request body: larger than the router's limit of {self.max_body_bytes} bytes "
+                         "(--max-body-bytes)", "variant": None}), JSON_HEADERS)
+            return
+        if body is None:  # the client disconnected before sending its whole body
+            return
         sticky_name = self._sticky_name
         sticky_key = request_id = None
         headers = []

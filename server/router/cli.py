@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-request upstream timeout; past it the client gets a JSON 504 (default 10)")
     parser.add_argument("--mirror-queue", type=int, default=1024, metavar="N",
                         help="mirror copies waiting to be sent before new ones are dropped (default 1024)")
+    parser.add_argument("--max-body-bytes", type=int, default=16 << 20, metavar="N",
+                        help="largest request body forwarded; larger ones get a JSON 413 (default 16 MiB)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
 
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--timeout: must be a positive number of seconds, got {args.timeout:g}")
     if args.mirror_queue < 1:
         return _fail(f"--mirror-queue: must be at least 1, got {args.mirror_queue}")
+    if args.max_body_bytes < 1:
+        return _fail(f"--max-body-bytes: must be at least 1, got {args.max_body_bytes}")
     if args.kubeconfig and not args.configmap:
         return _fail("--kubeconfig: only used with --configmap")
     try:
@@ -56,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = RouterApp(source, timeout_s=args.timeout, mirror_queue=args.mirror_queue)
+    app = RouterApp(source, timeout_s=args.timeout, mirror_queue=args.mirror_queue,
+                    max_body_bytes=args.max_body_bytes)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on",
                 access_log=False, log_level="warning", timeout_keep_alive=30,
                 proxy_headers=False)  # no X-Forwarded-* rewriting: nothing reads the client address

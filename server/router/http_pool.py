@@ -151,6 +151,7 @@ class UpstreamPool:
         self.host_header = parts.netloc.encode("idna")
         self.keepalive_s = keepalive_s
         self.max_idle = max_idle
+        self.closed = False  # dropped from the table: connections finishing a request are closed
         self._idle: deque[_Connection] = deque()
 
     async def _connect(self) -> _Connection:
@@ -171,7 +172,7 @@ class UpstreamPool:
         return None
 
     def _give_back(self, conn: _Connection) -> None:
-        if conn.keep_alive and not conn.closed and len(self._idle) < self.max_idle:
+        if conn.keep_alive and not conn.closed and not self.closed and len(self._idle) < self.max_idle:
             conn.idle_since = time.monotonic()
             self._idle.append(conn)
         else:
@@ -215,5 +216,6 @@ class UpstreamPool:
         return answer
 
     def close(self) -> None:
+        self.closed = True
         while self._idle:
             self._idle.pop().transport.close()

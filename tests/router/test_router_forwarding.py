@@ -193,3 +193,15 @@ def test_mirror_gets_a_copy_and_its_failures_stay_invisible(fakes, logs, tmp_pat
     finally:
         router.stop()
         mirror.stop()
+
+
+def test_body_over_the_limit_is_refused_with_413(fakes, logs, tmp_path):
+    table = tmp_path / "routing.json"
+    write_table(table, [variant("alpha", "1.0.0", fakes[0].url, 100)])
+    router = start_router(table, logs, "--max-body-bytes", "1000")
+    try:
+        assert post(router.url + "/predict", b"x" * 1000)[0] == 200
+        status, _, body = post(router.url + "/predict", b"x" * 1001)
+        assert status == 413 and "--max-body-bytes" in json.loads(body)["error"]
+    finally:
+        router.stop()
