@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
+import os
+import time
 
 from mlserving.server.router.forwarding import HOP_BY_HOP_REQUEST, Forwarder, UpstreamError, UpstreamResponse
 from mlserving.server.router.metrics import RouterMetrics
@@ -67,6 +68,7 @@ class RouterApp:
         self.selector: Selector | None = None
         self._sticky_name: bytes | None = None
         self._source_task: asyncio.Task | None = None
+        self._failover_log: dict[str, tuple[float, int]] = {}
 
     # -- routing table -------------------------------------------------------------------------
     def apply_table(self, raw: bytes | None, origin: str) -> bool:
@@ -190,7 +192,7 @@ class RouterApp:
                 sticky_key = value
             headers.append((name, value))
         if request_id is None:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = os.urandom(16).hex().encode()
         headers.append((b"x-request-id", request_id))
 
         if selector is None:
@@ -216,8 +218,7 @@ class RouterApp:
                 fallback = selector.failover_for(variant)
                 if fallback is None:
                     raise
-                log.warning("variant %s unreachable (%s); failing over to %s", variant.name, err.detail,
-                            fallback.name)
+                self._log_failover(variant, fallback, err)
                 self.metrics.failovers.labels(variant.name, fallback.name).inc()
                 variant = fallback
                 tried.append(variant.name)
@@ -230,15 +231,25 @@ class RouterApp:
             await self._upstream_5xx(send, variant, resp, request_id)
         else:
             self.metrics.count_request(variant.name, resp.status)
-            resp.headers += [(b"x-mlserving-variant", variant.name.encode()),
-                             (b"x-model-version", variant.version.encode()),
-                             (b"x-request-id", request_id),
+            resp.headers += [*selector.identity_headers[variant.name], (b"x-request-id", request_id),
                              (b"content-length", str(len(resp.body)).encode())]
             await send({"type": "http.response.start", "status": resp.status, "headers": resp.headers})
             await send({"type": "http.response.body", "body": resp.body})
-        mirrors = selector.table.mirrors
+        mirrors = selector.mirrors
         if mirrors:
             self.mirror.offer(mirrors, method, target, headers, body)
+
+    def _log_failover(self, failed: Variant, fallback: Variant, err: UpstreamError) -> None:
+        """At most one line per failed variant every 5 s: an outage must not flood the log."""
+        now = time.monotonic()
+        last, skipped = self._failover_log.get(failed.name, (0.0, 0))
+        if now - last < 5.0:
+            self._failover_log[failed.name] = (last, skipped + 1)
+            return
+        self._failover_log[failed.name] = (now, 0)
+        more = f" ({skipped} more failovers since the last line)" if skipped else ""
+        log.warning("variant %s unreachable (%s); failing over to %s%s", failed.name, err.detail,
+                    fallback.name, more)
 
     @staticmethod
     def _variant_headers(variant: Variant, request_id: bytes) -> list:

@@ -27,6 +27,10 @@ class Selector:
     def __init__(self, table: RoutingTable):
         self.table = table
         self.live = table.live
+        self.mirrors = table.mirrors
+        # Response headers naming each variant, encoded once per table instead of per request.
+        self.identity_headers = {v.name: ((b"x-mlserving-variant", v.name.encode()),
+                                          (b"x-model-version", v.version.encode())) for v in table.variants}
         self._bounds: list[int] = []  # exclusive upper bucket of each live variant
         upper = 0
         for variant in self.live:

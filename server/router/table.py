@@ -15,6 +15,8 @@ MAX_VARIANTS = 8
 _DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 # RFC 9110 token characters: what a header name may consist of.
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Returned in a response header: visible ASCII only, so a table can never inject a header line.
+_VERSION = re.compile(r"[\x21-\x7e]{1,128}")
 _TOP_FIELDS = {"generation", "stickyHeader", "variants"}
 _VARIANT_FIELDS = {"name", "version", "url", "weight", "mirror"}
 
@@ -101,8 +103,9 @@ def _check_variant(index: int, raw, problems: list[str]) -> Variant | None:
     if "name" in raw and not (isinstance(name, str) and len(name) <= 63 and _DNS_1035.fullmatch(name)):
         problems.append(f"{where}.name: must be a DNS-1035 label (lower-case letters, digits and '-', "
                         f"starting with a letter, at most 63 characters), got {name!r}")
-    if "version" in raw and not (isinstance(version, str) and version.strip()):
-        problems.append(f"{where}.version: must be a non-empty string, got {version!r}")
+    if "version" in raw and not (isinstance(version, str) and _VERSION.fullmatch(version)):
+        problems.append(f"{where}.version: must be 1 to 128 visible ASCII characters (no spaces), "
+                        f"got {version!r}")
     if "weight" in raw and not (_is_int(weight) and 0 <= weight <= 100):
         problems.append(f"{where}.weight: must be an integer from 0 to 100, got {weight!r}")
     if "mirror" in raw and not isinstance(mirror, bool):
