@@ -47,6 +47,7 @@ class OnnxRuntimeModel:
 
 class SklearnModel:
     format = "sklearn"
+    input_dtype = np.float64
 
     def __init__(self, path: Path, metadata: dict):
         import joblib

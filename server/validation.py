@@ -106,5 +106,3 @@ def feature_row(values, n_features: int, feature_index: dict, field: str) -> lis
     return values
 
 
-def rows_to_array(rows: list) -> np.ndarray:
-    return np.array(rows, dtype=np.float64)

@@ -15,7 +15,6 @@ from mlserving.server.validation import (
     feature_row,
     parse_json,
     require_object,
-    rows_to_array,
 )
 
 
@@ -32,7 +31,7 @@ async def predict(call: Call) -> HotResult:
     if "features" not in document:
         raise InputError("features", f"is required: an array of {model.n_features} numbers")
     row = feature_row(document["features"], model.n_features, model.feature_index, "features")
-    proba = await call.state.predict_proba(rows_to_array([row]))
+    proba = await call.state.predict_proba(call.state.to_array([row]))
     probability = float(proba[0, model.positive_index])
     is_fraud = probability >= model.threshold
     body = orjson.dumps({
@@ -61,7 +60,7 @@ async def predict_batch(call: Call) -> HotResult:
         raise InputError("instances", f"must hold at most {limit} rows (MAX_BATCH_INSTANCES), got {len(instances)}",
                          status=413)
     rows = [feature_row(r, model.n_features, model.feature_index, f"instances[{i}]") for i, r in enumerate(instances)]
-    proba = await call.state.predict_proba(rows_to_array(rows))
+    proba = await call.state.predict_proba(call.state.to_array(rows))
     probabilities = proba[:, model.positive_index].tolist()
     threshold = model.threshold
     predictions = [{"is_fraud": p >= threshold, "fraud_probability": p} for p in probabilities]
