@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from router_procs import Proc, cpu_seconds, free_port, write_table
@@ -143,8 +144,8 @@ def main() -> int:
             print(line(f"direct to server #{i + 1}", direct[-1]), flush=True)
             routed.append(vegeta.attack(router.url + "/predict", args.rate, args.duration))
             print(line(f"through router #{i + 1}", routed[-1]), flush=True)
-        p50 = sorted(r["p50_ms"] for r in routed)[len(routed) // 2] - sorted(r["p50_ms"] for r in direct)[len(direct) // 2]
-        p99 = sorted(r["p99_ms"] for r in routed)[len(routed) // 2] - sorted(r["p99_ms"] for r in direct)[len(direct) // 2]
+        p50 = median(r["p50_ms"] for r in routed) - median(r["p50_ms"] for r in direct)
+        p99 = median(r["p99_ms"] for r in routed) - median(r["p99_ms"] for r in direct)
         print(f"  added by the router (median of rounds): p50 {p50:+.3f} ms (target <= 1 ms), "
               f"p99 {p99:+.3f} ms (target <= 3 ms)  -> {'MET' if p50 <= 1 and p99 <= 3 else 'MISSED'}")
         results["latency"] = {"direct": direct, "routed": routed, "added_p50_ms": p50, "added_p99_ms": p99}
@@ -196,6 +197,8 @@ def main() -> int:
                   f"{sat['throughput'] / alone['throughput']:.2f}")
             print(f"  CPU per request: router {router_cpu_us:.0f} us, server {server_cpu_us:.0f} us alone, "
                   f"{server_cpu_us_2:.0f} us behind the router; router / server = {router_cpu_us / server_cpu_us:.2f}")
+            print(f"  one full core at that cost: router {1e6 / router_cpu_us:.0f} rps, "
+                  f"server {1e6 / server_cpu_us:.0f} rps")
             results["saturation"] = {"server": alone, "router": sat, "router_cpu_busy": router_busy,
                                      "router_cpu_us_per_request": router_cpu_us,
                                      "server_cpu_us_per_request": server_cpu_us}
