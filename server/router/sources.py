@@ -152,7 +152,8 @@ class ConfigMapSource:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                listing = api.list_namespaced_config_map(self.namespace, field_selector=selector)
+                listing = api.list_namespaced_config_map(self.namespace, field_selector=selector,
+                                                         _request_timeout=30)
                 if not listing.items:
                     log.warning("configmap %s/%s not found (yet); watching for it", self.namespace, self.name)
                 for obj in listing.items:
@@ -161,7 +162,8 @@ class ConfigMapSource:
                 while not self._stop.is_set():
                     stream = watch.Watch().stream(api.list_namespaced_config_map, self.namespace,
                                                   field_selector=selector, resource_version=version,
-                                                  timeout_seconds=self.watch_timeout_s)
+                                                  timeout_seconds=self.watch_timeout_s,
+                                                  _request_timeout=self.watch_timeout_s + 15)
                     for event in stream:
                         obj = event["object"]
                         version = obj.metadata.resource_version
