@@ -153,11 +153,20 @@ class HotPathDispatcher:
         scope.setdefault("state", {})["request_id"] = request_id
         encoded = request_id.encode("latin-1", "replace")
 
+        debug = self.debug
+
         async def send_with_request_id(message):
             if message["type"] == "http.response.start":
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
                 headers.append((b"x-request-id", encoded))
                 message = {**message, "headers": headers}
+                status = message["status"]
+                if debug:
+                    log.debug("request", extra={"request_id": request_id, "method": scope["method"],
+                                                "path": scope["path"], "status": status})
+                if status >= 400:
+                    log.warning("request failed", extra={"request_id": request_id, "method": scope["method"],
+                                                         "path": scope["path"], "status": status})
             await send(message)
 
         await self.app(scope, receive, send_with_request_id)

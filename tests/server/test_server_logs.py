@@ -1,0 +1,47 @@
+"""Structured JSON logs: a line per request at DEBUG, a line per error at WARNING, with the request id."""
+
+import json
+import time
+
+from conftest import SEED_PAYLOAD
+
+
+def log_lines(server) -> list[dict]:
+    lines = []
+    for line in server.logs().splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def wait_for(server, predicate, timeout=5.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [entry for entry in log_lines(server) if predicate(entry)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_every_line_is_json_and_errors_are_warnings(onnx_server, client):
+    r = client.post(f"{onnx_server.url}/predict", json={"features": [1, 2]}, headers={"x-request-id": "bad-77"})
+    assert r.status_code == 422
+    (entry,) = wait_for(onnx_server, lambda e: e.get("request_id") == "bad-77")
+    assert entry["level"] == "warning" and entry["status"] == 422 and "exactly 20" in entry["error"]
+    assert entry["path"] == "/predict" and entry["ts"].endswith("Z")
+    text = [line for line in onnx_server.logs().splitlines() if line.strip() and not line.startswith("{")]
+    assert text == [], f"non-JSON log lines: {text[:3]}"
+    ready = [e for e in log_lines(onnx_server) if e.get("msg") == "model ready"]
+    assert ready and ready[0]["format"] == "onnx" and ready[0]["version"] == "1.0.0"
+
+
+def test_debug_logs_one_line_per_request(model_registry, start_server, client):
+    server = start_server(model_registry / "fraud" / "1.0.0", LOG_LEVEL="debug")
+    client.post(f"{server.url}/predict", json={**SEED_PAYLOAD, "request_id": "dbg-1"})
+    client.get(f"{server.url}/model", headers={"x-request-id": "dbg-2"})
+    (predict,) = wait_for(server, lambda e: e.get("request_id") == "dbg-1")
+    assert predict["level"] == "debug" and predict["status"] == 200 and predict["rows"] == 1
+    assert predict["duration_ms"] >= 0
+    (model,) = wait_for(server, lambda e: e.get("request_id") == "dbg-2")
+    assert model["level"] == "debug" and model["path"] == "/model"
