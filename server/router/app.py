@@ -60,11 +60,12 @@ async def _read_body(receive, limit: int) -> bytes | None:
 
 class RouterApp:
     def __init__(self, source, timeout_s: float = 10.0, mirror_queue: int = 1024, mirror_workers: int = 16,
-                 max_idle_per_upstream: int = 256, max_body_bytes: int = 16 << 20):
+                 max_idle_per_upstream: int = 256, max_body_bytes: int = 16 << 20,
+                 connect_timeout_s: float = 1.0):
         self.source = source
         self.max_body_bytes = max_body_bytes
         self.metrics = RouterMetrics()
-        self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream)
+        self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream, connect_timeout_s)
         self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
         self.selector: Selector | None = None
         self._sticky_name: bytes | None = None

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
                         help="per-request upstream timeout; past it the client gets a JSON 504 (default 10)")
+    parser.add_argument("--connect-timeout", type=float, default=1.0, metavar="SECONDS",
+                        help="opening a connection to a variant; past it the request fails over like a "
+                             "refused connection (default 1)")
     parser.add_argument("--mirror-queue", type=int, default=1024, metavar="N",
                         help="mirror copies waiting to be sent before new ones are dropped (default 1024)")
     parser.add_argument("--max-body-bytes", type=int, default=16 << 20, metavar="N",
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.timeout <= 0:
         return _fail(f"--timeout: must be a positive number of seconds, got {args.timeout:g}")
+    if not 0 < args.connect_timeout <= args.timeout:
+        return _fail(f"--connect-timeout: must be above 0 and at most --timeout, got {args.connect_timeout:g}")
     if args.mirror_queue < 1:
         return _fail(f"--mirror-queue: must be at least 1, got {args.mirror_queue}")
     if args.max_body_bytes < 1:
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = RouterApp(source, timeout_s=args.timeout, mirror_queue=args.mirror_queue,
-                    max_body_bytes=args.max_body_bytes)
+                    max_body_bytes=args.max_body_bytes, connect_timeout_s=args.connect_timeout)
     uvicorn.run(app, host=args.host, port=args.port, loop="uvloop", http="httptools", lifespan="on",
                 access_log=False, log_level="warning", timeout_keep_alive=30,
                 proxy_headers=False)  # no X-Forwarded-* rewriting: nothing reads the client address

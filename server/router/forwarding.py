@@ -48,16 +48,19 @@ class UpstreamResponse:
 
 
 class Forwarder:
-    def __init__(self, metrics: RouterMetrics, timeout_s: float, max_idle_per_upstream: int = 256):
+    def __init__(self, metrics: RouterMetrics, timeout_s: float, max_idle_per_upstream: int = 256,
+                 connect_timeout_s: float = 1.0):
         self.metrics = metrics
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self.max_idle = max_idle_per_upstream
         self._pools: dict[str, UpstreamPool] = {}
 
     def pool(self, url: str) -> UpstreamPool:
         pool = self._pools.get(url)
         if pool is None:
-            pool = self._pools[url] = UpstreamPool(url, UPSTREAM_KEEPALIVE_S, self.max_idle)
+            pool = self._pools[url] = UpstreamPool(url, UPSTREAM_KEEPALIVE_S, self.max_idle,
+                                                         self.connect_timeout_s)
         return pool
 
     def retain(self, urls: set[str]) -> None:

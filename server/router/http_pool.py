@@ -143,7 +143,7 @@ class _Connection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to one upstream base URL (scheme://host[:port])."""
 
-    def __init__(self, base_url: str, keepalive_s: float = 4.0, max_idle: int = 256):
+    def __init__(self, base_url: str, keepalive_s: float = 4.0, max_idle: int = 256, connect_timeout_s: float = 1.0):
         parts = urlsplit(base_url)
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -151,13 +151,19 @@ class UpstreamPool:
         self.host_header = parts.netloc.encode("idna")
         self.keepalive_s = keepalive_s
         self.max_idle = max_idle
+        self.connect_timeout_s = connect_timeout_s
         self.closed = False  # dropped from the table: connections finishing a request are closed
         self._idle: deque[_Connection] = deque()
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+            # A connect that hangs (an address nobody answers) must fail fast enough to fail over.
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+        except TimeoutError:
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: no answer within "
+                                f"{self.connect_timeout_s:g} s") from None
         except OSError as exc:  # refused, unreachable, DNS failure, TLS failure
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         return conn

@@ -15,6 +15,8 @@ def router(*args: str, env=None) -> subprocess.CompletedProcess:
     (["--configmap", "no-slash"], "--configmap: expected NAMESPACE/NAME, got 'no-slash'"),
     (["--configmap", "a/b/c"], "--configmap: expected NAMESPACE/NAME, got 'a/b/c'"),
     (["--config", "t.json", "--timeout", "0"], "--timeout: must be a positive number of seconds, got 0"),
+    (["--config", "t.json", "--connect-timeout", "5", "--timeout", "2"],
+     "--connect-timeout: must be above 0 and at most --timeout, got 5"),
     (["--config", "t.json", "--mirror-queue", "0"], "--mirror-queue: must be at least 1, got 0"),
     (["--config", "t.json", "--kubeconfig", "k"], "--kubeconfig: only used with --configmap"),
     (["--configmap", "ns/name", "--kubeconfig", "/nonexistent/kubeconfig"], "--configmap: no usable Kubernetes"),

@@ -127,3 +127,35 @@ def test_connection_refused_and_garbage_are_reported():
             with pytest.raises(BadAnswer, match="invalid HTTP answer"):
                 await UpstreamPool(srv.url).request("GET", b"/", [], b"")
     run(main())
+
+
+def test_connect_that_hangs_fails_within_the_connect_timeout():
+    import socket
+    import time
+
+    # A listener that never accepts, its accept queue already full: further SYNs go unanswered.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.1)
+
+    async def main():
+        pool = UpstreamPool(f"http://127.0.0.1:{port}", connect_timeout_s=0.3)
+        started = time.monotonic()
+        with pytest.raises(ConnectFailed, match="no answer within 0.3 s"):
+            await pool.request("GET", b"/", [], b"")
+        return time.monotonic() - started
+
+    try:
+        assert run(main()) < 1.0
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
