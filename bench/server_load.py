@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from server_procs import prioritize
+
 LUA_SCRIPT = Path(__file__).resolve().parent / "server_wrk" / "post.lua"
 RESULT_PREFIX = "BENCH_RESULT "
 
@@ -45,10 +47,17 @@ def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core
     argv = ["nice", "-n", str(nice), "taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA_SCRIPT), url]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
-    out = subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=duration_s + 60)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if out.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed (exit {out.returncode}) on {url}:\n{out.stdout}\n{out.stderr}")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    prioritize(proc.pid, nice)
+    try:
+        stdout, stderr = proc.communicate(timeout=duration_s + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed (exit {proc.returncode}) on {url}:\n{stdout}\n{stderr}")
     data = json.loads(lines[-1][len(RESULT_PREFIX):])
     duration = data["duration_us"] / 1e6
     lat = data["latency_us"]

@@ -48,6 +48,23 @@ def http_post_json(port: int, path: str, body: bytes, timeout: float = 10.0) -> 
         conn.close()
 
 
+def prioritize(pid: int, nice: int) -> None:
+    """Gives the session that `pid` leads the niceness `nice`.
+
+    With the kernel's autogroup scheduling (sched_autogroup_enabled=1), CPU time is shared fairly
+    between sessions first, so a process's own nice value only ranks it within its session; the
+    session's weight is /proc/PID/autogroup. The servers and wrk each run in a session of their
+    own, so this sets both.
+    """
+    if nice == 0:
+        return
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError as exc:
+        print(f"warning: cannot set the autogroup nice of pid {pid} to {nice}: {exc}", flush=True)
+
+
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -126,6 +143,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             ["nice", "-n", str(self.nice), "taskset", "-c", str(self.core), *self.argv], env=env, cwd=self.cwd,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        prioritize(self.proc.pid, self.nice)
         deadline = t0 + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
