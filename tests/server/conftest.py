@@ -1,84 +1,13 @@
-"""Fixtures for the inference-server tests: small trained models and real uvicorn processes.
+"""Fixtures for the inference-server tests: small trained models and real uvicorn processes
+(helpers in server_testkit.py)."""
 
-Every server here is a real ``uvicorn mlserving.server.main:app`` process on 127.0.0.1 reached
-over real HTTP; models are trained small (1,500 rows, 10 trees) to keep the suite fast.
-"""
-
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from mlserving.training.train import train_version
-
-# The seed's example request: 20 features of one card transaction.
-SEED_FEATURES = [0.52, -1.21, 0.33, 1.74, -0.68, 0.05, 2.11, -0.94, 0.27, 1.38,
-                 -0.45, 0.81, -1.67, 0.12, 0.99, -0.23, 1.05, -0.71, 0.64, -1.02]
-SEED_PAYLOAD = {"features": SEED_FEATURES, "request_id": "txn-0001"}
-SMALL = {"samples": 1500, "params": {"n_estimators": 10}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    def __init__(self, command: list[str], env: dict, log_path: Path, port: int):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - the server writes to it until stop()
-        self.process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def wait_live(self, timeout: float = 60.0) -> "ServerProcess":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                if httpx.get(f"{self.url}/health/live", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server not live after {timeout}s:\n{self.logs()}")
-
-    def logs(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._log.close()
-
-
-def server_env(model_path: Path, **env) -> dict:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("MODEL_", "PROMETHEUS_", "BATCH", "MAX_", "INLINE_", "ALLOW_"))}
-    base.update({"MODEL_PATH": str(model_path), "LOG_LEVEL": "info"})
-    base.update({k: str(v) for k, v in env.items()})
-    return base
-
-
-def start_uvicorn(model_path: Path, log_dir: Path, **env) -> ServerProcess:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "mlserving.server.main:app",
-               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    log_path = log_dir / f"server-{port}.log"
-    return ServerProcess(command, server_env(model_path, **env), log_path, port).wait_live()
+from server_testkit import SMALL, ServerProcess, start_uvicorn
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """Each kind of bad input gets its 4xx with a JSON body naming the field and the rule; never a 500."""
 
 import pytest
-from conftest import SEED_FEATURES
+from server_testkit import SEED_FEATURES
 
 ROW = ",".join(str(v) for v in SEED_FEATURES)
 ROW19 = ",".join(str(v) for v in SEED_FEATURES[:19])

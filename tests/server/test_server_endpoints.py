@@ -3,8 +3,8 @@
 import joblib
 import numpy as np
 import pytest
-from conftest import SEED_PAYLOAD
 from mlserving.training.data import make_fraud_dataset
+from server_testkit import SEED_PAYLOAD
 
 GET_ENDPOINTS = ["/health", "/health/live", "/health/ready", "/model", "/metrics", "/v2", "/v2/health/live",
                  "/v2/health/ready", "/v2/models/fraud", "/v2/models/fraud/ready",

@@ -3,7 +3,7 @@
 import json
 import time
 
-from conftest import SEED_PAYLOAD
+from server_testkit import SEED_PAYLOAD
 
 
 def log_lines(server) -> list[dict]:

@@ -5,8 +5,8 @@ import math
 import joblib
 import numpy as np
 import pytest
-from conftest import SEED_FEATURES, SEED_PAYLOAD
 from mlserving.training.data import make_fraud_dataset
+from server_testkit import SEED_FEATURES, SEED_PAYLOAD
 
 
 def v2_request(rows, datatype="FP64", nested=False, **extra):

@@ -4,8 +4,8 @@ import asyncio
 
 import httpx
 import numpy as np
-from conftest import SEED_PAYLOAD
 from mlserving.training.data import make_fraud_dataset
+from server_testkit import SEED_PAYLOAD
 
 
 def rows(n=200, seed=11):

@@ -5,7 +5,7 @@ import time
 
 import httpx
 import pytest
-from conftest import SEED_PAYLOAD, ServerProcess, free_port, server_env
+from server_testkit import SEED_PAYLOAD, ServerProcess, free_port, server_env
 
 
 @pytest.fixture
