@@ -33,3 +33,14 @@ def test_values_are_parsed():
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         ServerConfig.from_env(env)
+
+
+def test_serve_command_refuses_bad_settings(monkeypatch, capsys):
+    import os
+
+    from mlserving.cli.main import main
+
+    monkeypatch.setattr(os, "environ", {"MAX_BODY_BYTES": "12"})  # `serve` writes its flags into the env
+    assert main(["serve", "--model-path", "/nowhere", "--port", "8123"]) == 2
+    assert "MAX_BODY_BYTES: must be at least 1024" in capsys.readouterr().err
+    assert os.environ["MODEL_PATH"] == "/nowhere" and os.environ["PORT"] == "8123"
