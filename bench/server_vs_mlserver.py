@@ -372,9 +372,14 @@ def main(argv=None) -> int:
     runs: list[Run] = []
     answers: dict = {}
     ready_times: dict[str, list[float]] = {}
-    for round_no in range(1, args.rounds + 1):
-        for target in targets:
-            runs += time_target(target, round_no, args, rows, expected, bodies, connections, answers, ready_times)
+    try:
+        for round_no in range(1, args.rounds + 1):
+            for target in targets:
+                runs += time_target(target, round_no, args, rows, expected, bodies, connections, answers,
+                                    ready_times)
+    except RuntimeError as exc:  # a server that fails to start, answers wrong, or wrk failing
+        print(f"benchmark stopped: {exc}", file=sys.stderr)
+        return 2
 
     values = np.array(list(answers.values()))
     spread = float((values.max(axis=0) - values.min(axis=0)).max()) if len(values) else 0.0
