@@ -24,9 +24,10 @@ def test_reference_fractions_follow_the_data():
     stats = feature_reference(X, ["normal", "binary"], bins=10)
     assert len(stats["normal"]["bin_fractions"]) == 10
     assert all(abs(f - 0.1) < 0.02 for f in stats["normal"]["bin_fractions"])
-    # A two-valued feature collapses to the edges it really has.
-    assert stats["binary"]["bin_edges"] == [0.0, 1.0]
-    assert sum(stats["binary"]["bin_fractions"]) == 1.0
+    assert stats["normal"]["kind"] == "continuous"
+    # A two-valued feature gets one bin per value.
+    assert stats["binary"]["kind"] == "discrete" and stats["binary"]["values"] == [0.0, 1.0]
+    assert stats["binary"]["value_fractions"][1] == (X[:, 1] == 1).mean()
 
 
 def _fitted_forest():
