@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 def router(state) -> APIRouter:
     api = APIRouter()
 
-    def readiness(request: Request) -> JSONResponse:
+    def readiness(request: Request, words=("ready", "not_ready")) -> JSONResponse:
         model = state.model
         body = {
-            "status": "ready" if model is not None else "not_ready",
+            "status": words[0] if model is not None else words[1],
             "model_loaded": model is not None,
             "model_name": model.name if model is not None else state.config.model_name,
             "model_version": model.version if model is not None else None,
@@ -25,7 +25,7 @@ def router(state) -> APIRouter:
 
     @api.get("/health")
     async def health(request: Request):
-        return readiness(request)
+        return readiness(request, ("healthy", "unhealthy"))  # the seed's words
 
     @api.get("/health/live")
     async def live(request: Request):

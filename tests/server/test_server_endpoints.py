@@ -22,7 +22,8 @@ def test_get_endpoint_answers_and_echoes_request_id(onnx_server, client, path):
 
 def test_health_bodies(onnx_server, client):
     health = client.get(f"{onnx_server.url}/health", headers={"x-request-id": "h-1"}).json()
-    assert health["status"] == "ready" and health["model_loaded"] is True and health["request_id"] == "h-1"
+    assert health["status"] == "healthy" and health["model_loaded"] is True and health["request_id"] == "h-1"
+    assert client.get(f"{onnx_server.url}/health/ready").json()["status"] == "ready"
     assert client.get(f"{onnx_server.url}/health/live").json()["status"] == "alive"
     assert client.get(f"{onnx_server.url}/v2/health/live").json() == {"live": True}
     assert client.get(f"{onnx_server.url}/v2/health/ready").json() == {"ready": True}

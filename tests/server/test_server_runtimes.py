@@ -68,6 +68,8 @@ def assert_not_ready(server, client, reason_words):
     assert ready.status_code == 503
     assert reason_words in ready.json()["reason"]
     assert client.get(f"{server.url}/health/live").status_code == 200
+    health = client.get(f"{server.url}/health")
+    assert health.status_code == 503 and health.json()["status"] == "unhealthy"
     assert client.get(f"{server.url}/v2/health/ready").status_code == 503
     predict = client.post(f"{server.url}/predict", json=SEED_PAYLOAD)
     assert predict.status_code == 503 and reason_words in predict.json()["error"]
