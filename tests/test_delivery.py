@@ -396,3 +396,29 @@ def test_kind_config_pins_kubernetes_1_35_by_digest():
         assert re.fullmatch(r"kindest/node:v1\.35\.\d+@sha256:[0-9a-f]{64}", image), image
     kind_version = load_workflow()["env"]["KIND_VERSION"]
     assert kind_version in KIND_CONFIG.read_text(), f"kind.yaml should say which kind release ({kind_version}) its digest is for"
+
+
+def test_kind_node_runs_the_same_kubernetes_minor_as_the_local_control_plane():
+    go_mod = (REPO / "hack" / "go.mod").read_text()
+    local = re.search(r"^\s*k8s\.io/kubernetes v1\.(\d+)\.\d+", go_mod, re.MULTILINE)
+    assert local, "hack/go.mod: no k8s.io/kubernetes requirement"
+    node = re.search(r"kindest/node:v1\.(\d+)\.", KIND_CONFIG.read_text())
+    assert node and node.group(1) == local.group(1), (node and node.group(0), local.group(0))
+
+
+def test_deploy_runs_the_images_these_dockerfiles_are_tagged_as():
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    try:
+        from providers.base import project_images
+    finally:
+        sys.path.remove(str(REPO / "tests" / "e2e"))
+    refs = {spec.dockerfile.name: spec.ref for spec in project_images()}
+    objects = render_kustomization(REPO / "deploy")
+    operator = next(o for o in objects if o["kind"] == "Deployment")
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == refs["Dockerfile.operator"]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert env.get("MLSERVING_SERVER_IMAGE") == refs["Dockerfile.server"]
+    from mlserving.operator.settings import default_server_image
+
+    assert default_server_image() == refs["Dockerfile.server"], "the operator's built-in default"
