@@ -157,6 +157,9 @@ def e2e_cluster():
         _dump_provider(provider)
         provider.down()
         pytest.fail(f"e2e: provider {provider.name}: {exc}", pytrace=False)
+    except BaseException:
+        provider.down()  # an unexpected error (or Ctrl-C) must not leave a cluster behind
+        raise
     try:
         yield _active
     finally:
