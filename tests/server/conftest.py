@@ -50,6 +50,14 @@ def sklearn_server(model_registry, log_dir):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def renamed_debug_server(model_registry, log_dir):
+    """fraud 1.0.0 served as MODEL_NAME=fraud-a with LOG_LEVEL=debug."""
+    server = start_uvicorn(model_registry / "fraud" / "1.0.0", log_dir, MODEL_NAME="fraud-a", LOG_LEVEL="debug")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def start_server(log_dir):
     """Starts a server for one test and stops it afterwards."""

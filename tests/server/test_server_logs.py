@@ -36,8 +36,8 @@ def test_every_line_is_json_and_errors_are_warnings(onnx_server, client):
     assert ready and ready[0]["format"] == "onnx" and ready[0]["version"] == "1.0.0"
 
 
-def test_debug_logs_one_line_per_request(model_registry, start_server, client):
-    server = start_server(model_registry / "fraud" / "1.0.0", LOG_LEVEL="debug")
+def test_debug_logs_one_line_per_request(renamed_debug_server, client):
+    server = renamed_debug_server
     client.post(f"{server.url}/predict", json={**SEED_PAYLOAD, "request_id": "dbg-1"})
     client.get(f"{server.url}/model", headers={"x-request-id": "dbg-2"})
     (predict,) = wait_for(server, lambda e: e.get("request_id") == "dbg-1")

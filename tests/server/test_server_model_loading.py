@@ -96,3 +96,8 @@ def test_unreadable_onnx_with_matching_hash(model_copy):
     (directory / "metadata.json").write_text(json.dumps(metadata))
     state = loaded(directory)
     assert not state.ready and "onnxruntime cannot load it" in state.not_ready_reason
+
+
+def test_model_path_that_is_not_a_directory(tmp_path):
+    state = loaded(tmp_path / "nothing-here")
+    assert not state.ready and "is not a directory" in state.not_ready_reason

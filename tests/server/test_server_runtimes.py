@@ -86,12 +86,8 @@ def test_checksum_mismatch_keeps_server_not_ready(model_copy, start_server, clie
     assert_not_ready(server, client, "does not match metadata.json")
 
 
-def test_missing_model_path(tmp_path, start_server, client):
-    assert_not_ready(start_server(tmp_path / "nothing-here"), client, "is not a directory")
-
-
-def test_model_name_from_env(model_registry, start_server, client):
-    server = start_server(model_registry / "fraud" / "1.0.0", MODEL_NAME="fraud-a")
+def test_model_name_from_env(renamed_debug_server, client):
+    server = renamed_debug_server
     assert client.get(f"{server.url}/model").json()["name"] == "fraud-a"
     body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 20], "data": SEED_PAYLOAD["features"]}]}
     assert client.post(f"{server.url}/v2/models/fraud-a/infer", json=body).status_code == 200
