@@ -19,7 +19,6 @@ end of the session (``provider.down()``).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import pathlib
@@ -28,9 +27,8 @@ import time
 
 import pytest
 from providers.base import REPO_ROOT, ClusterProvider, ProviderError, project_images
+from providers.selection import choose_provider
 
-PROVIDER_MODULES = {"kind": ("providers.kind", "KindProvider"), "local": ("providers.local", "LocalProvider")}
-AUTO_ORDER = ("kind", "local")
 OPERATOR_NAMESPACE = "mlserving-system"
 ARTIFACTS = pathlib.Path(os.environ.get("MLSERVING_E2E_ARTIFACTS", REPO_ROOT / "build" / "e2e-diagnostics"))
 
@@ -100,41 +98,6 @@ class E2ECluster:
             return self.kubectl(*args, timeout=60, check=False)
         except KubectlError as exc:
             return str(exc)
-
-
-def _load_provider(name: str) -> tuple[ClusterProvider | None, str]:
-    module_name, class_name = PROVIDER_MODULES[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None, f"tests/e2e/{module_name.replace('.', '/')}.py does not exist"
-        raise
-    return getattr(module, class_name)(), ""
-
-
-def choose_provider() -> tuple[ClusterProvider | None, str, bool]:
-    """(provider or None, reason when None, whether the choice was forced by the environment)."""
-    forced = os.environ.get("MLSERVING_E2E_PROVIDER", "").strip()
-    if forced:
-        if forced not in PROVIDER_MODULES:
-            return None, (f"MLSERVING_E2E_PROVIDER={forced!r}: must be one of "
-                          f"{', '.join(PROVIDER_MODULES)}"), True
-        provider, why = _load_provider(forced)
-        if provider is not None:
-            ok, why = provider.available()
-            if ok:
-                return provider, "", True
-        return None, f"MLSERVING_E2E_PROVIDER={forced}: provider not available: {why}", True
-    reasons = []
-    for name in AUTO_ORDER:
-        provider, why = _load_provider(name)
-        if provider is not None:
-            ok, why = provider.available()
-            if ok:
-                return provider, "", False
-        reasons.append(f"{name}: {why}")
-    return None, "no cluster provider available (" + "; ".join(reasons) + ")", False
 
 
 @pytest.fixture(scope="session")
