@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlserving serve: error: {exc}", file=sys.stderr)
         return 2
     metrics_dir = None
-    if config.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    elif config.workers > 1:
         # Must be set before any worker imports prometheus_client.
         metrics_dir = tempfile.mkdtemp(prefix="mlserving-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
