@@ -29,7 +29,8 @@ from pathlib import Path
 from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from router_procs import Proc, cpu_seconds, free_port, write_table
+import router_procs
+from router_procs import Proc, cpu_seconds, free_port, pinned, write_table
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12@v12.13.0"
 BODY = json.dumps({"features": [0.1 * i for i in range(20)]})
@@ -58,9 +59,7 @@ class Vegeta:
                "-header=Content-Type: application/json", "-timeout=10s"]
         if workers:
             cmd += [f"-workers={workers}", f"-max-workers={workers}"]
-        if cpu is not None:
-            cmd = ["taskset", "-c", cpu, *cmd]
-        attack = subprocess.run(cmd, input=f"POST {url}\n".encode(), capture_output=True, check=True)
+        attack = subprocess.run(pinned(cmd, cpu), input=f"POST {url}\n".encode(), capture_output=True, check=True)
         report = subprocess.run([self.binary, "report", "-type=json"], input=attack.stdout,
                                 capture_output=True, check=True)
         result = json.loads(report.stdout)
@@ -116,13 +115,16 @@ def main() -> int:
     parser.add_argument("--models", type=Path, help="registry with fraud 1.0.0 and 2.0.0 (default: train now)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--skip-saturation", action="store_true")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of the measured processes and vegeta (e.g. -10 on a busy shared machine)")
     args = parser.parse_args()
+    router_procs.NICE = args.nice
 
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="router-bench-"))
     models = args.models or work / "models"
     vegeta = Vegeta(find_vegeta(), work)
-    print(f"load average before: {load_average()}  (cores: {cores})", flush=True)
+    print(f"load average before: {load_average()}  (cores: {cores}, nice {args.nice})", flush=True)
     train(models)
     results: dict = {"rate": args.rate, "duration_s": args.duration, "load_before": load_average()}
     procs: list[Proc] = []

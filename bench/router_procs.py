@@ -11,6 +11,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+NICE = 0  # set by the bench's --nice: runs what is measured ahead of other work on a shared machine
+
+
+def pinned(cmd: list[str], cpu: str | None) -> list[str]:
+    """``cmd`` on one CPU (taskset), at the bench's niceness."""
+    if cpu is not None:
+        cmd = ["taskset", "-c", cpu, *cmd]
+    return ["nice", "-n", str(NICE), *cmd] if NICE else cmd
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -35,7 +44,7 @@ def write_table(path: Path, variants: list[tuple], generation: int = 1) -> None:
 class Proc:
     def __init__(self, name: str, cmd: list[str], port: int, logs: Path, cpu: str | None = None):
         self.name, self.port = name, port
-        self.cmd = ["taskset", "-c", cpu, *cmd] if cpu is not None else cmd
+        self.cmd = pinned(cmd, cpu)
         self.log = logs / f"{name}-{port}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -45,7 +54,7 @@ class Proc:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid  # taskset execs the command: same pid
+        return self.proc.pid  # nice and taskset exec the command: same pid
 
     def start(self, ready_path: str, timeout: float = 60.0) -> Proc:
         with open(self.log, "ab") as log:
