@@ -84,6 +84,16 @@ class E2ECluster:
             if title.startswith("events"):
                 text = "\n".join(text.splitlines()[-150:])
             out.append(f"===== {title}\n{text}")
+        out.append("===== kubectl describe pods -A -l app.kubernetes.io/name=mlserving\n"
+                   + self._safe("describe", "pods", "-A", "-l", "app.kubernetes.io/name=mlserving"))
+        served = self._safe("get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=mlserving-operator",
+                            "-o", "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name}{'\\n'}{end}")
+        for line in served.splitlines():
+            if len(line.split()) != 2:
+                continue
+            ns, name = line.split()
+            out.append(f"===== logs {ns}/{name} (last 100 lines)\n"
+                       + self._safe("logs", "-n", ns, name, "--all-containers", "--tail=100"))
         pods = self._safe("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "name").split()
         for pod in pods:
             out.append(f"===== logs {OPERATOR_NAMESPACE}/{pod} (last 300 lines)\n"

@@ -11,7 +11,6 @@ The tests run in file order and share the ModelDeployment; the last one deletes 
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 
@@ -44,7 +43,6 @@ PAYLOAD = {"features": [round(0.05 * i, 2) for i in range(n_features())]}
 
 def example_md() -> dict:
     md = yaml.safe_load(EXAMPLE.read_text())
-    md = copy.deepcopy(md)
     md["metadata"]["namespace"] = NAMESPACE
     md["spec"]["resources"] = E2E_RESOURCES
     return md
