@@ -112,6 +112,7 @@ def test_printer_columns_show_status(crd_installed, k8s_namespace):
     cluster = crd_installed
     cluster.kubectl("create", "-n", k8s_namespace, "-f", "-", input=json.dumps(md()))
     obj = cluster.get_json("md", "fraud", namespace=k8s_namespace)
+    assert obj["metadata"]["generation"] == 1
     status = compute_status(obj, {}, None, "2026-01-01T00:00:00Z")
     cluster.kubectl("patch", "md", "fraud", "-n", k8s_namespace, "--subresource=status", "--type=merge",
                     "-p", json.dumps({"status": status}))
@@ -138,6 +139,9 @@ def test_rendered_children_are_valid_and_admitted_under_restricted_pod_security(
                                "-f", "-", input=json.dumps(child), check=False)
         assert proc.returncode == 0, f"{child['kind']} {child['metadata']['name']}: {proc.stderr}"
         assert "Warning" not in proc.stderr, f"{child['kind']} {child['metadata']['name']}: {proc.stderr}"
+    # Pod admission needs the namespace's default ServiceAccount, which a controller adds a moment
+    # after the namespace appears; create it if it is not there yet (AlreadyExists is fine).
+    cluster.kubectl("create", "serviceaccount", "default", "-n", k8s_namespace, check=False)
     for child in children:
         if child["kind"] != "Deployment":
             continue
@@ -149,3 +153,10 @@ def test_rendered_children_are_valid_and_admitted_under_restricted_pod_security(
         proc = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
         assert proc.returncode == 0, f"pod of {child['metadata']['name']}: {proc.stderr}"
         assert "Warning" not in proc.stderr, proc.stderr
+
+
+def test_deploy_kustomization_builds_with_the_crd(crd_installed):
+    out = crd_installed.kubectl("kustomize", str(ROOT / "deploy")).stdout
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(out) if d]
+    assert ("CustomResourceDefinition", "modeldeployments.mlserving.io") in kinds
+    assert ("Deployment", "mlserving-operator") in kinds
