@@ -73,7 +73,15 @@ def _bad_number(field: str, value) -> InputError:
     return InputError(field, f"must be a number, got {json_type(value)}")
 
 
+_NUMBER_TYPES = frozenset((float, int))
+
+
 def _check_numbers(values: list, field: str) -> None:
+    # Fast path in C builtins: every value an int or float (bool is neither), within float32 range.
+    # NaN cannot reach here as a float: orjson refuses it and the fallback parser turns it into a marker.
+    if set(map(type, values)) <= _NUMBER_TYPES and (
+            not values or (-FLOAT32_MAX <= min(values) and max(values) <= FLOAT32_MAX)):
+        return
     for i, v in enumerate(values):
         t = type(v)
         # The range test is also false for nan; bool is not accepted as a number.
