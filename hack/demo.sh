@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The main job, until the operator lands: train two versions of the fraud model into models/,
 # serve 1.0.0 on 127.0.0.1, make the seed's sample prediction, stop the server.
-# Env: PORT (default 8000), MODELS (default models), SAMPLES (rows of training data).
+# Env: PORT (default 8000, or a free port when 8000 is taken), MODELS (default models), SAMPLES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MLSERVING=${MLSERVING:-.venv/bin/mlserving}
 [ -x "$MLSERVING" ] || MLSERVING=mlserving
 MODELS=${MODELS:-models}
-PORT=${PORT:-8000}
+# 8000 unless taken (another server, another demo), then any free port.
+PORT=${PORT:-$(python3 -c 'import socket
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", 8000))
+except OSError:
+    s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')}
 SAMPLES=${SAMPLES:-10000}
 
 train() {  # version seed: skip a version that is already in the registry
