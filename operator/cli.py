@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
 
     kopf.configure(log_format=kopf.LogFormat.FULL, verbose=level == "DEBUG", quiet=level in ("WARNING", "ERROR"))
     logging.getLogger("mlserving").setLevel(level)
+    if level != "DEBUG":
+        # kopf logs one INFO line per handler run, i.e. per child event: reconcile.py logs what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env()
         lease = LeaseConfig.from_env()

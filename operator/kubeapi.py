@@ -119,7 +119,10 @@ class KubeApi:
         warning = resp.headers.get("Warning") if resp.headers else None
         if warning:  # deprecations, PodSecurity "warn" findings: worth seeing in the operator log
             log.warning("API warning on %s %s: %s", method, path, warning)
-        payload = json.loads(data) if data else {}
+        try:
+            payload = json.loads(data) if data else {}
+        except ValueError:  # e.g. a plain-text "404 page not found" from discovery
+            payload = {"message": data[:300].decode(errors="replace")}
         if not 200 <= resp.status <= 299:
             message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
             reason = payload.get("reason", resp.reason) if isinstance(payload, dict) else resp.reason

@@ -200,9 +200,10 @@ class Reconciler:
         status = compute_status(md, observed, previous, now, problems, self.settings)
         if demoted and status.get("phase") in ("Ready", "Pending"):
             _demote_ready(status, previous, now, *demoted)
-        if status == previous:
-            return None
         meta = md["metadata"]
+        if status == previous:
+            log.debug("%s/%s: up to date (%s)", meta["namespace"], meta["name"], status.get("phase"))
+            return None
         try:
             self.api.merge_patch(MODEL_DEPLOYMENT, meta["namespace"], meta["name"], {"status": status},
                                  subresource="status", field_manager=naming.FIELD_MANAGER)
@@ -210,6 +211,8 @@ class Reconciler:
             if exc.status == 404:
                 return Result("gone")
             return Result("temporary", f"writing status: {exc}", 5)
+        log.info("%s/%s: generation %s, phase %s%s", meta["namespace"], meta["name"], meta.get("generation"),
+                 status.get("phase"), "".join(f"; {p.reason}: {p.message}" for p in problems))
         self._announce(md, previous, status)
         return None
 
