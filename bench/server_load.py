@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     errors: dict[str, int]
+    wrk_cpu_share: float  # wrk's CPU seconds / wall time: near 1.0 would mean the load generator is the limit
 
     @property
     def error_count(self) -> int:
@@ -47,6 +49,7 @@ def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core
     argv = ["nice", "-n", str(nice), "taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA_SCRIPT), url]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     prioritize(proc.pid, nice)
@@ -55,6 +58,8 @@ def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = [ln for ln in stdout.splitlines() if ln.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed (exit {proc.returncode}) on {url}:\n{stdout}\n{stderr}")
@@ -64,4 +69,4 @@ def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core
     return LoadResult(
         requests=data["requests"], duration_s=duration, rps=data["requests"] / duration,
         p50_ms=lat["p50"] / 1e3, p90_ms=lat["p90"] / 1e3, p99_ms=lat["p99"] / 1e3,
-        max_ms=lat["max"] / 1e3, errors=data["errors"])
+        max_ms=lat["max"] / 1e3, errors=data["errors"], wrk_cpu_share=wrk_cpu / duration)

@@ -59,6 +59,7 @@ class Run:
     p99_ms: float
     errors: dict
     server_cpu_share: float
+    wrk_cpu_share: float
     peak_rss_mb: float
     loadavg_1m: float
 
@@ -255,12 +256,12 @@ def time_target(target: Target, round_no: int, args, rows, expected, bodies: dic
                                                   nice=args.nice)
                 cpu_share = (tree_cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - t0)
                 run = Run(round_no, target.label, target.kind, endpoint, conns, result.rps, result.p50_ms,
-                          result.p99_ms, result.errors, cpu_share, sampler.peak_rss / 2**20, load1)
+                          result.p99_ms, result.errors, cpu_share, result.wrk_cpu_share, sampler.peak_rss / 2**20, load1)
                 runs.append(run)
                 flag = f"  ERRORS {result.errors}" if result.error_count else ""
                 print(f"  {target.label:<22} {endpoint:<8} c={conns:<3} {result.rps:>9,.0f} rps  "
                       f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                      f"cpu {cpu_share:4.0%}  rss {run.peak_rss_mb:5.0f} MB  load {load1:.2f}{flag}",
+                      f"cpu {cpu_share:4.0%} (wrk {result.wrk_cpu_share:4.0%})  rss {run.peak_rss_mb:5.0f} MB  load {load1:.2f}{flag}",
                       flush=True)
     finally:
         server.stop()
@@ -280,6 +281,7 @@ def summarize(runs: list[Run]) -> dict:
             "p99_ms": statistics.median(r.p99_ms for r in rs),
             "errors": sum(sum(r.errors.values()) for r in rs),
             "cpu": statistics.mean(r.server_cpu_share for r in rs),
+            "wrk_cpu": statistics.mean(r.wrk_cpu_share for r in rs),
             "peak_rss_mb": max(r.peak_rss_mb for r in rs),
             "rounds": len(rs),
         }
@@ -291,14 +293,14 @@ def verdict(ok: bool) -> str:
 
 
 def report(summary: dict, ready_times: dict, connections: list[int]) -> list[str]:
-    lines = ["", ("| server | endpoint | conns | rps (median) | rps range | p50 ms | p99 ms | server CPU | "
+    lines = ["", ("| server | endpoint | conns | rps (median) | rps range | p50 ms | p99 ms | server CPU | wrk CPU | "
                  "peak RSS MB | non-2xx/socket errors |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (server, _kind, endpoint, conns), s in sorted(summary.items(), key=lambda kv: (kv[0][1] != "ours",
                                                                                        kv[0][0], kv[0][2],
                                                                                        kv[0][3])):
         lines.append(f"| {server} | {endpoint} | {conns} | {s['rps']:,.0f} | {s['rps_min']:,.0f}–{s['rps_max']:,.0f} "
-                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu']:.0%} | {s['peak_rss_mb']:.0f} "
+                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu']:.0%} | {s['wrk_cpu']:.0%} | {s['peak_rss_mb']:.0f} "
                      f"| {s['errors']} |")
     lines.append("")
     for label, times in ready_times.items():
