@@ -41,9 +41,9 @@ def n_features() -> int:
 PAYLOAD = {"features": [round(0.05 * i, 2) for i in range(n_features())]}
 
 
-def example_md() -> dict:
+def example_md(namespace: str = NAMESPACE) -> dict:
     md = yaml.safe_load(EXAMPLE.read_text())
-    md["metadata"]["namespace"] = NAMESPACE
+    md["metadata"]["namespace"] = namespace
     md["spec"]["resources"] = E2E_RESOURCES
     return md
 
@@ -113,13 +113,13 @@ class AB:
         pytest.fail(f"load Job {job} did not finish within {timeout:.0f} s:\n{self.job_log(job)}")
 
 
-def load_job(name: str, args: list[str], deadline: int) -> dict:
+def load_job(name: str, args: list[str], deadline: int, namespace: str = NAMESPACE) -> dict:
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                   "runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]},
                   "seccompProfile": {"type": "RuntimeDefault"}}
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app.kubernetes.io/name": "mlserving-e2e-load"}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "mlserving-e2e-load"}},
         "spec": {
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline,
@@ -149,6 +149,17 @@ def load_job(name: str, args: list[str], deadline: int) -> dict:
     }
 
 
+def restricted_namespace(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                                                  "pod-security.kubernetes.io/warn": "restricted"}}}
+
+
+def loadgen_configmap(namespace: str = NAMESPACE) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": LOADGEN_CONFIGMAP, "namespace": namespace},
+            "data": {"loadgen.py": (REPO_ROOT / "tests" / "e2e" / "loadgen.py").read_text()}}
+
+
 @pytest.fixture(scope="module")
 def ab(e2e_cluster):
     k = e2e_cluster
@@ -156,13 +167,7 @@ def ab(e2e_cluster):
     k.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlserving.io", "--timeout=60s")
     k.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", "mlserving-system",
               "--timeout=300s", timeout=320)
-    k.apply([
-        {"apiVersion": "v1", "kind": "Namespace",
-         "metadata": {"name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                                                    "pod-security.kubernetes.io/warn": "restricted"}}},
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": LOADGEN_CONFIGMAP, "namespace": NAMESPACE},
-         "data": {"loadgen.py": (REPO_ROOT / "tests" / "e2e" / "loadgen.py").read_text()}},
-    ])
+    k.apply([restricted_namespace(NAMESPACE), loadgen_configmap(NAMESPACE)])
     md = example_md()
     k.apply(md)
     deployment = AB(k, md)
