@@ -234,10 +234,27 @@ def test_actionlint_passes_the_workflow():
 def test_dockerfile_builds_from_a_base_image_argument_in_several_stages(image):
     groups = stages(DOCKERFILES[image])
     assert ("ARG", "BASE_IMAGE=python:3.11-slim") in groups[0], "ARG BASE_IMAGE=python:3.11-slim before the first FROM"
-    froms = [stage[0][1] for stage in groups[1:]]
+    froms = [stage[0][1].split() for stage in groups[1:]]
     assert len(froms) >= 2, "multi-stage: build and final stages"
+    earlier: set[str] = set()
     for f in froms:
-        assert f.split()[0] == "${BASE_IMAGE}", f"FROM {f}: every stage starts from ${{BASE_IMAGE}}"
+        assert f[0] == "${BASE_IMAGE}" or f[0] in earlier, \
+            f"FROM {' '.join(f)}: every stage starts from ${{BASE_IMAGE}} or an earlier stage"
+        if len(f) == 3 and f[1].upper() == "AS":
+            earlier.add(f[2])
+    assert froms[-1][0] == "${BASE_IMAGE}", "the final stage starts afresh from the base"
+
+
+def test_both_dockerfiles_share_everything_up_to_the_final_venv_copy():
+    # identical instructions -> a builder with a layer cache builds wheels and venv once for both
+    def prefix(dockerfile):
+        kept = [st for st in stages(dockerfile) if not (st and st[0][1].endswith(" AS models"))]
+        flat = [ins for st in kept for ins in st]
+        end = next(i for i, (kw, rest) in enumerate(flat)
+                   if kw == "COPY" and rest.endswith("/opt/mlserving /opt/mlserving"))
+        return flat[: end + 1]
+
+    assert prefix(DOCKERFILES["server"]) == prefix(DOCKERFILES["operator"])
 
 
 @pytest.mark.parametrize("image", sorted(DOCKERFILES))
