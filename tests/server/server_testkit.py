@@ -48,7 +48,8 @@ class ServerProcess:
         raise AssertionError(f"server not live after {timeout}s:\n{self.logs()}")
 
     def logs(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
@@ -71,8 +72,21 @@ def server_env(model_path: Path, **env) -> dict:
 
 
 def start_uvicorn(model_path: Path, log_dir: Path, **env) -> ServerProcess:
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "mlserving.server.main:app",
-               "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    log_path = log_dir / f"server-{port}.log"
-    return ServerProcess(command, server_env(model_path, **env), log_path, port).wait_live()
+    return start_on_free_port(lambda port: [sys.executable, "-m", "uvicorn", "mlserving.server.main:app",
+                                            "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                              server_env(model_path, **env), log_dir, "server")
+
+
+def start_on_free_port(command_for, env: dict, log_dir: Path, label: str, attempts: int = 3) -> ServerProcess:
+    """Starts the server on a free port; another process on this busy machine may grab the port
+    between our probe and the server's bind, so a bind failure is retried on a new port."""
+    for attempt in range(attempts):
+        port = free_port()
+        server = ServerProcess(command_for(port), env, log_dir / f"{label}-{port}.log", port)
+        try:
+            return server.wait_live()
+        except AssertionError:
+            server.stop()
+            if "address already in use" not in server.logs().lower() or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -5,17 +5,16 @@ import time
 
 import httpx
 import pytest
-from server_testkit import SEED_PAYLOAD, ServerProcess, free_port, server_env
+from server_testkit import SEED_PAYLOAD, server_env, start_on_free_port
 
 
 @pytest.fixture
 def two_workers(model_registry, log_dir):
-    port = free_port()
-    command = [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path",
-               str(model_registry / "fraud" / "1.0.0"), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "2"]
-    server = ServerProcess(command, server_env(model_registry / "fraud" / "1.0.0"), log_dir / f"workers-{port}.log",
-                           port).wait_live()
+    path = model_registry / "fraud" / "1.0.0"
+    server = start_on_free_port(
+        lambda port: [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path", str(path),
+                      "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+        server_env(path), log_dir, "workers")
     yield server
     server.stop()
 
