@@ -38,7 +38,6 @@ def create_app(config: ServerConfig | None = None) -> HotPathDispatcher:
         # Everything alive now (FastAPI, pydantic, numpy, the model: tens of thousands of objects)
         # lives as long as the process; leaving it out of the cyclic collector stops the periodic
         # full collections that would otherwise stall the event loop for milliseconds under load.
-        gc.collect()
         gc.freeze()
         yield
         state.close()
