@@ -42,7 +42,7 @@ class Target:
     """One server configuration to time, with the endpoints it is driven on."""
 
     label: str
-    kind: str  # "ours" or "mlserver"
+    kind: str  # "ours", "mlserver" or "ceiling"
     endpoints: dict[str, str]  # endpoint label -> path
     make: object  # () -> ServerProcess
 
@@ -74,7 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                              "each start (default 2)")
     p.add_argument("--rounds", type=int, default=2, help="A B A B rounds (default 2)")
     p.add_argument("--connections", default="16,64", help="comma-separated wrk connection counts")
-    p.add_argument("--servers", default="ours,mlserver", help="which servers to run: ours, mlserver or both")
+    p.add_argument("--servers", default="ours,mlserver",
+                   help="comma-separated, from ours, mlserver and ceiling (a bare ASGI callable + ONNX Runtime "
+                        "on uvicorn: what any server on that stack can reach; needs model.onnx)")
     p.add_argument("--ours-formats", default="auto,sklearn",
                    help="MODEL_FORMAT values our server is timed with; 'auto' leaves it unset (the server "
                         "prefers model.onnx, compiled from the same estimator); default auto,sklearn")
@@ -194,9 +196,9 @@ def mlserving_executable(args) -> str:
 def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str) -> list[Target]:
     targets = []
     servers = {s.strip() for s in args.servers.split(",") if s.strip()}
-    unknown = servers - {"ours", "mlserver"}
+    unknown = servers - {"ours", "mlserver", "ceiling"}
     if unknown:
-        sys.exit(f"--servers: unknown {sorted(unknown)}; the rule: a comma-separated subset of ours,mlserver")
+        sys.exit(f"--servers: unknown {sorted(unknown)}; the rule: a comma-separated subset of ours,mlserver,ceiling")
     v2_path = f"/v2/models/{name}/infer"
     if "ours" in servers:
         exe = mlserving_executable(args)
@@ -214,6 +216,18 @@ def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str)
                                      ready_path="/health/ready", core=args.server_core,
                                      log_path=str(workdir / f"ours-{fmt}.log"), nice=args.nice)
             targets.append(Target(f"ours {fmt}", "ours", {"v2": v2_path, "predict": "/predict"}, make))
+    if "ceiling" in servers:
+        if not (model_dir / "model.onnx").is_file():
+            sys.exit(f"--servers ceiling needs {model_dir / 'model.onnx'}")
+
+        def make_ceiling() -> ServerProcess:
+            port = free_port()
+            argv = [sys.executable, "-m", "uvicorn", "server_ceiling_app:app", "--app-dir", str(REPO / "bench"),
+                    "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
+            return ServerProcess(label="bare ASGI ceiling", argv=argv, env={"MODEL_PATH": str(model_dir)},
+                                 port=port, ready_path="/ready", core=args.server_core,
+                                 log_path=str(workdir / "ceiling.log"), nice=args.nice)
+        targets.append(Target("bare ASGI ceiling", "ceiling", {"v2": v2_path}, make_ceiling))
     if "mlserver" in servers:
         mlserver = ensure_venv(args.mlserver_venv)
         for spec in [s.strip() for s in args.mlserver_batching.split(",") if s.strip()]:
@@ -321,6 +335,11 @@ def report(summary: dict, ready_times: dict, connections: list[int]) -> list[str
             lines.append(f"{server} {endpoint} / MLServer best, {top} connections: rps x{rps_ratio:.2f} "
                          f"({verdict(rps_ratio >= TARGET_RPS_RATIO)} >= {TARGET_RPS_RATIO:g}x), p99 x{p99_ratio:.3f} "
                          f"({verdict(p99_ratio <= TARGET_P99_RATIO)} <= {TARGET_P99_RATIO:g}x)")
+    ceiling = next((v for k, v in summary.items() if k[1] == "ceiling" and k[3] == top), None)
+    if ceiling and ours:
+        for (server, _kind, endpoint, _c), s in sorted(ours.items()):
+            lines.append(f"{server} {endpoint} reaches {s['rps'] / ceiling['rps']:.0%} of the bare ASGI ceiling's rps "
+                         f"({ceiling['rps']:,.0f}) at {top} connections")
     for label, times in ready_times.items():
         if label.startswith("ours"):
             lines.append(f"{label} start to ready (max) {max(times):.2f} s "
