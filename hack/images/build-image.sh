@@ -32,13 +32,29 @@ tarball="$IMAGES_CACHE/$name-$key.tar"
 
 if [[ ! -s "$tarball" ]]; then
   mkdir -p "$IMAGES_CACHE"
+  # Layers of earlier builds are kept (the two Dockerfiles share their wheels stage) until the
+  # store grows past 20 GB; then images no tag points to go.
+  if [[ -d "$BUILDAH_ROOT" ]] && (( $(du -sm "$BUILDAH_ROOT" | cut -f1) > 20000 )); then
+    buildah_ rmi --prune >/dev/null 2>&1 || true
+  fi
   build_args=()
   for a in "${args[@]}"; do build_args+=(--build-arg "$a"); done
+  # pip in RUN steps must trust what this host trusts: these machines reach PyPI through a
+  # TLS-intercepting egress proxy whose CA is only in the host's bundle. The bundle and a pip.conf
+  # naming it are bind-mounted into RUN steps only; no layer of the image keeps them.
+  host_ca="${PIP_CERT:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
+  if [[ -f "$host_ca" ]]; then
+    pipconf="$(mktemp)"
+    trap 'rm -f "$pipconf"' EXIT
+    printf '[global]\ncert = /run/mlserving-host-ca.crt\n' >"$pipconf"
+    chmod 644 "$pipconf"
+    build_args+=(--volume "$host_ca:/run/mlserving-host-ca.crt:ro" --volume "$pipconf:/etc/pip.conf:ro")
+  fi
   log "buildah bud $tag from $file (storage $STORAGE_DRIVER, isolation $BUILDAH_ISOLATION)"
   start=$(date +%s)
   buildlog="$IMAGES_CACHE/$name-build.log"
   if ! nice -n 10 buildah --root "$BUILDAH_ROOT" --runroot "$BUILDAH_RUNROOT" --storage-driver "$STORAGE_DRIVER" \
-      bud --layers --file "$file" --tag "$tag" "${build_args[@]}" "$context" >"$buildlog" 2>&1; then
+      bud --layers --format docker --file "$file" --tag "$tag" "${build_args[@]}" "$context" >"$buildlog" 2>&1; then
     tail -40 "$buildlog" >&2
     die "buildah bud of $tag failed; full log in $buildlog"
   fi

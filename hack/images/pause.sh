@@ -25,5 +25,6 @@ buildah_ commit --quiet "$ctr_name" "$SANDBOX_IMAGE" >/dev/null
 buildah_ rm "$ctr_name" >/dev/null
 buildah_ push --quiet "$SANDBOX_IMAGE" "docker-archive:$tarball.tmp:$SANDBOX_IMAGE"
 mv "$tarball.tmp" "$tarball"
+find "$IMAGES_CACHE" -maxdepth 1 -name 'pause-*.tar' ! -name "$(basename "$tarball")" -delete
 log "pause image $SANDBOX_IMAGE -> $tarball"
 echo "$tarball"
