@@ -9,7 +9,7 @@ github.com/tsenart/vegeta/v12 v12.13.0 with `go install` if it is not on PATH or
    the router, alternated --rounds times; the router's added p50/p99 against the targets (1 ms, 3 ms).
 2. Mirror: the routed path at the same rate with a mirror variant up, then with it stopped.
 3. Saturation on one core: server alone on CPU 0; then the router on CPU 0 and the server on CPU 1
-   (vegeta on CPU 1 in both). Also CPU time per request of each process, the steadier figure on a
+   (the load generator on CPU 1 in both: wrk if installed, else vegeta). Also CPU time per request of each process, the steadier figure on a
    shared machine.
 
 Run: .venv/bin/python bench/router_latency.py [--rate 500] [--duration 10] [--rounds 2]
@@ -70,6 +70,28 @@ class Vegeta:
                 "max_ms": lat["max"] / 1e6}
 
 
+class Wrk:
+    """Closed-loop load for the saturation phases: wrk costs less CPU per request than vegeta."""
+
+    SCRIPT = Path(__file__).resolve().parent / "router_wrk_post.lua"
+
+    def __init__(self, binary: str, body: Path):
+        self.binary = binary
+        self.body = body
+
+    def attack(self, url: str, duration: float, connections: int, cpu: str | None = None) -> dict:
+        cmd = [self.binary, "-t1", f"-c{connections}", f"-d{duration:g}s", "--timeout=10s", "-s", str(self.SCRIPT), url]
+        out = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, check=True,
+                             env={**os.environ, "ROUTER_BENCH_BODY": str(self.body)}).stdout
+        result = json.loads(out.split("ROUTER_BENCH ", 1)[1].splitlines()[0])
+        ok = result["requests"] - result["non2xx"]
+        codes = {"200": ok} | ({"non-2xx": result["non2xx"]} if result["non2xx"] else {}) | (
+            {"socket errors": result["socket_errors"]} if result["socket_errors"] else {})
+        return {"rate": result["requests"] / result["seconds"], "throughput": ok / result["seconds"],
+                "requests": result["requests"], "status_codes": codes, "p50_ms": result["p50_ms"],
+                "p99_ms": result["p99_ms"], "max_ms": result["max_ms"]}
+
+
 def train(models: Path) -> None:
     for seed, version in ((1, "1.0.0"), (2, "2.0.0")):
         if (models / "fraud" / version / "metadata.json").exists():
@@ -111,7 +133,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=500, help="constant request rate of the latency phases")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--rounds", type=int, default=2, help="direct/routed alternations")
-    parser.add_argument("--workers", type=int, default=64, help="vegeta workers in the saturation phases")
+    parser.add_argument("--workers", type=int, default=64, help="connections (wrk) or workers (vegeta) when saturating")
     parser.add_argument("--models", type=Path, help="registry with fraud 1.0.0 and 2.0.0 (default: train now)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--skip-saturation", action="store_true")
@@ -170,12 +192,22 @@ def main() -> int:
 
         # 3. Saturation on one core each.
         if not args.skip_saturation and cores > 1:
-            print(f"\n3. saturation, {args.workers} vegeta workers, {args.duration:g} s\n{HEADER}", flush=True)
+            wrk_binary = shutil.which("wrk")
+            closed = Wrk(wrk_binary, vegeta.body) if wrk_binary else None
+
+            def saturate(url: str, seconds: float) -> dict:
+                if closed:
+                    return closed.attack(url, seconds, args.workers, cpu="1")
+                return vegeta.attack(url, 0, seconds, workers=args.workers, cpu="1")
+
+            tool = (f"wrk, {args.workers} connections" if closed else
+                    f"vegeta, {args.workers} workers (apt-get install wrk for a cheaper load generator)")
+            print(f"\n3. saturation, {tool}, {args.duration:g} s\n{HEADER}", flush=True)
             server = serve(models, "1.0.0", work, "0")
             procs.append(server)
-            vegeta.attack(server.url + "/predict", 0, 2, workers=args.workers, cpu="1")
+            saturate(server.url + "/predict", 2)
             c0 = cpu_seconds(server.pid)
-            alone = vegeta.attack(server.url + "/predict", 0, args.duration, workers=args.workers, cpu="1")
+            alone = saturate(server.url + "/predict", args.duration)
             server_cpu_us = (cpu_seconds(server.pid) - c0) / alone["requests"] * 1e6
             print(line("server alone on CPU 0", alone), flush=True)
             server.stop()
@@ -185,16 +217,16 @@ def main() -> int:
             write_table(table, [("stable", "1.0.0", server.url, 100, False)], generation=3)
             router = route(table, work, "0")
             procs.append(router)
-            vegeta.attack(router.url + "/predict", 0, 2, workers=args.workers, cpu="1")
+            saturate(router.url + "/predict", 2)
             c0, s0, t0 = cpu_seconds(router.pid), cpu_seconds(server.pid), time.monotonic()
-            sat = vegeta.attack(router.url + "/predict", 0, args.duration, workers=args.workers, cpu="1")
+            sat = saturate(router.url + "/predict", args.duration)
             elapsed = time.monotonic() - t0
             router_busy = (cpu_seconds(router.pid) - c0) / elapsed
             router_cpu_us = (cpu_seconds(router.pid) - c0) / sat["requests"] * 1e6
             server_cpu_us_2 = (cpu_seconds(server.pid) - s0) / sat["requests"] * 1e6
             print(line("router on CPU 0", sat), flush=True)
             print(f"  router CPU 0 busy {router_busy * 100:.0f} % during its run "
-                  f"({'router-bound' if router_busy > 0.9 else 'NOT router-bound: CPU 1 (server + vegeta) limits'})")
+                  f"({'router-bound' if router_busy > 0.9 else 'NOT router-bound: CPU 1 (server + load generator) limits'})")
             print(f"  saturation rps router / server: {sat['throughput']:.0f} / {alone['throughput']:.0f} = "
                   f"{sat['throughput'] / alone['throughput']:.2f}")
             print(f"  CPU per request: router {router_cpu_us:.0f} us, server {server_cpu_us:.0f} us alone, "
