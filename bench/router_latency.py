@@ -5,8 +5,9 @@ Starts real processes on 127.0.0.1: `mlserving serve` (fraud model, versions tra
 --models is given) and `mlserving router` in front of it, and drives them with vegeta (built from
 github.com/tsenart/vegeta/v12 v12.13.0 with `go install` if it is not on PATH or in ~/go/bin).
 
-1. Latency, constant rate well below saturation (default 500 rps): the server directly vs through
-   the router, alternated --rounds times; the router's added p50/p99 against the targets (1 ms, 3 ms).
+1. Latency, constant rate well below saturation (default 500 rps): the server directly and through
+   the router, both at that rate at the same time (so noise from other work hits both alike), for
+   --rounds rounds; the router's added p50/p99 (medians of rounds) against the targets (1 ms, 3 ms).
 2. Mirror: the routed path at the same rate with a mirror variant up, then with it stopped.
 3. Saturation on one core: server alone on CPU 0; then the router on CPU 0 and the server on CPU 1
    (the load generator on CPU 1 in both: wrk if installed, else vegeta). Also CPU time per request of each process, the steadier figure on a
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import median
 
@@ -132,7 +134,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=500, help="constant request rate of the latency phases")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--rounds", type=int, default=2, help="direct/routed alternations")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the latency phase")
     parser.add_argument("--workers", type=int, default=64, help="connections (wrk) or workers (vegeta) when saturating")
     parser.add_argument("--models", type=Path, help="registry with fraud 1.0.0 and 2.0.0 (default: train now)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -161,12 +163,17 @@ def main() -> int:
         procs.append(router)
         vegeta.attack(server.url + "/predict", args.rate, 2)  # warm-up, both paths
         vegeta.attack(router.url + "/predict", args.rate, 2)
-        print(f"\n1. latency at {args.rate} rps, {args.duration:g} s per phase\n{HEADER}", flush=True)
+        print(f"\n1. latency at {args.rate} rps on each path at the same time, {args.duration:g} s per round"
+              f"\n{HEADER}", flush=True)
         direct, routed = [], []
         for i in range(args.rounds):
-            direct.append(vegeta.attack(server.url + "/predict", args.rate, args.duration))
+            # Both paths at once: whatever else the machine does hits both alike.
+            with ThreadPoolExecutor(2) as pool:
+                pair = [pool.submit(vegeta.attack, url + "/predict", args.rate, args.duration)
+                        for url in (server.url, router.url)]
+                direct.append(pair[0].result())
+                routed.append(pair[1].result())
             print(line(f"direct to server #{i + 1}", direct[-1]), flush=True)
-            routed.append(vegeta.attack(router.url + "/predict", args.rate, args.duration))
             print(line(f"through router #{i + 1}", routed[-1]), flush=True)
         p50 = median(r["p50_ms"] for r in routed) - median(r["p50_ms"] for r in direct)
         p99 = median(r["p99_ms"] for r in routed) - median(r["p99_ms"] for r in direct)
