@@ -44,7 +44,7 @@ NODE_BINARIES=(kubelet kube-proxy)
 # Serialises up/down of one state directory (several test sessions may share a checkout).
 take_lock() {
 	local lock
-	lock=${TMPDIR:-/tmp}/mlserving-cluster-$(printf %s "$STATE_DIR" | md5sum | cut -c1-16).lock
+	lock=${TMPDIR:-/tmp}/mlserving-cluster-up-$(printf %s "$STATE_DIR" | md5sum | cut -c1-16).lock
 	exec 9>"$lock"
 	flock 9
 }
@@ -134,7 +134,8 @@ cmd_build() {
 # --- cluster ---------------------------------------------------------------
 
 kubectl_() { "$BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
-kwokctl_() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" "$@"; }
+# 9>&-: the daemons kwokctl starts must not inherit (and so hold) the up/down lock.
+kwokctl_() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" "$@" 9>&-; }
 
 is_ready() {
 	[[ -f $KUBECONFIG_PATH && -x $BIN_DIR/kubectl ]] &&
