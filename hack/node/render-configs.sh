@@ -5,7 +5,16 @@ source "$(dirname "$0")/lib.sh"
 conf="$NODE_STATE/config"
 mkdir -p "$conf" "$NODE_STATE/cni/net.d"
 
-cat >"$conf/containerd.toml" <<TOML
+# put FILE < content: replace FILE only when the content differs. kube-proxy exits as soon as its
+# config file changes, so an `up` that reuses running daemons must not touch unchanged files.
+put() {
+  local tmp
+  tmp="$(mktemp "$1.XXXXXX")"; chmod 644 "$tmp"
+  cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
+put "$conf/containerd.toml" <<TOML
 # containerd 1.6 (Debian) with its CRI plugin, on state dirs of its own so a system containerd,
 # if any, is untouched.
 version = 2
@@ -16,6 +25,10 @@ state = "$NODE_RUN/containerd"
 [plugins."io.containerd.grpc.v1.cri"]
   # Built locally by hack/images/pause.sh: nothing can be pulled from a registry here.
   sandbox_image = "$SANDBOX_IMAGE"
+  # This VM's root lacks CAP_SYS_RESOURCE (not even in the bounding set), so no process may lower
+  # an oom_score_adj: the -998 containerd gives every sandbox (and -997 for Guaranteed pods) made
+  # runc fail with "can't get final child's PID from pipe: EOF". Clamp to containerd's own value.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -32,7 +45,7 @@ state = "$NODE_RUN/containerd"
 TOML
 
 # One bridge for the node address and the pods; host-local IPAM hands out the pod CIDR.
-cat >"$NODE_STATE/cni/net.d/10-mlserving.conflist" <<JSON
+put "$NODE_STATE/cni/net.d/10-mlserving.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "mlserving",
@@ -54,7 +67,7 @@ cat >"$NODE_STATE/cni/net.d/10-mlserving.conflist" <<JSON
 }
 JSON
 
-cat >"$conf/kubelet.yaml" <<YAML
+put "$conf/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # These VMs run cgroup v1, and kubelet 1.35 refuses to start on it unless told otherwise.
@@ -94,7 +107,7 @@ rotateCertificates: false
 staticPodPath: ""
 YAML
 
-cat >"$conf/kube-proxy.yaml" <<YAML
+put "$conf/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -105,6 +118,7 @@ clusterCIDR: $POD_CIDR
 bindAddress: $NODE_IP
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: [primary]   # NodePorts only on the node address, not on every local IP
 conntrack:
   # 0 = leave the kernel's conntrack sysctls as they are (the VM may not allow changing them).
   maxPerCore: 0
@@ -113,7 +127,7 @@ conntrack:
   tcpCloseWaitTimeout: 0s
 YAML
 
-cat >"$conf/Corefile" <<COREFILE
+put "$conf/Corefile" <<COREFILE
 .:53 {
     bind $CLUSTER_DNS_IP
     errors
