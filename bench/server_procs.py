@@ -118,6 +118,16 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def core_busy_seconds(core: int) -> float:
+    """Seconds core `core` spent on anything but idle and I/O wait, from /proc/stat."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(v) for v in line.split()[1:]]
+                return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS  # minus idle, iowait
+    raise RuntimeError(f"/proc/stat has no line for cpu{core}")
+
+
 @dataclass
 class ServerProcess:
     """One server started under `taskset -c CORE`, in its own session so its tree stops together."""

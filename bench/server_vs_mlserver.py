@@ -28,7 +28,14 @@ import joblib
 import numpy as np
 from server_load import LoadResult, require_tools, run_wrk
 from server_mlserver import DEFAULT_VENV, MLSERVER_VERSION, ensure_venv, mlserver_process
-from server_procs import ServerProcess, TreeSampler, free_port, http_post_json, tree_cpu_seconds
+from server_procs import (
+    ServerProcess,
+    TreeSampler,
+    core_busy_seconds,
+    free_port,
+    http_post_json,
+    tree_cpu_seconds,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_RPS_RATIO = 5.0
@@ -59,6 +66,7 @@ class Run:
     p99_ms: float
     errors: dict
     server_cpu_share: float
+    core_other_share: float  # the rest of the server core's busy time: other processes, interrupts
     wrk_cpu_share: float
     peak_rss_mb: float
     loadavg_1m: float
@@ -264,18 +272,22 @@ def time_target(target: Target, round_no: int, args, rows, expected, bodies: dic
                 run_wrk(url, bodies[endpoint], max(connections), args.warmup, args.load_core, nice=args.nice)
             for conns in connections:
                 load1 = os.getloadavg()[0]
-                cpu0, t0 = tree_cpu_seconds(server.proc.pid), time.monotonic()
+                cpu0, busy0, t0 = (tree_cpu_seconds(server.proc.pid), core_busy_seconds(args.server_core),
+                                   time.monotonic())
                 with TreeSampler(server.proc.pid) as sampler:
                     result: LoadResult = run_wrk(url, bodies[endpoint], conns, args.duration, args.load_core,
                                                   nice=args.nice)
-                cpu_share = (tree_cpu_seconds(server.proc.pid) - cpu0) / (time.monotonic() - t0)
+                wall = time.monotonic() - t0
+                cpu_share = (tree_cpu_seconds(server.proc.pid) - cpu0) / wall
+                other_share = max(0.0, (core_busy_seconds(args.server_core) - busy0) / wall - cpu_share)
                 run = Run(round_no, target.label, target.kind, endpoint, conns, result.rps, result.p50_ms,
-                          result.p99_ms, result.errors, cpu_share, result.wrk_cpu_share, sampler.peak_rss / 2**20, load1)
+                          result.p99_ms, result.errors, cpu_share, other_share, result.wrk_cpu_share,
+                          sampler.peak_rss / 2**20, load1)
                 runs.append(run)
                 flag = f"  ERRORS {result.errors}" if result.error_count else ""
                 print(f"  {target.label:<22} {endpoint:<8} c={conns:<3} {result.rps:>9,.0f} rps  "
                       f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                      f"cpu {cpu_share:4.0%} (wrk {result.wrk_cpu_share:4.0%})  rss {run.peak_rss_mb:5.0f} MB  load {load1:.2f}{flag}",
+                      f"cpu {cpu_share:4.0%} (other {other_share:4.0%}, wrk {result.wrk_cpu_share:4.0%})  rss {run.peak_rss_mb:5.0f} MB  load {load1:.2f}{flag}",
                       flush=True)
     finally:
         server.stop()
@@ -296,6 +308,7 @@ def summarize(runs: list[Run]) -> dict:
             "errors": sum(sum(r.errors.values()) for r in rs),
             "cpu": statistics.mean(r.server_cpu_share for r in rs),
             "wrk_cpu": statistics.mean(r.wrk_cpu_share for r in rs),
+            "other_cpu": statistics.mean(r.core_other_share for r in rs),
             "peak_rss_mb": max(r.peak_rss_mb for r in rs),
             "rounds": len(rs),
         }
@@ -307,14 +320,14 @@ def verdict(ok: bool) -> str:
 
 
 def report(summary: dict, ready_times: dict, connections: list[int]) -> list[str]:
-    lines = ["", ("| server | endpoint | conns | rps (median) | rps range | p50 ms | p99 ms | server CPU | wrk CPU | "
+    lines = ["", ("| server | endpoint | conns | rps (median) | rps range | p50 ms | p99 ms | server CPU | other on its core | wrk CPU | "
                  "peak RSS MB | non-2xx/socket errors |"),
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (server, _kind, endpoint, conns), s in sorted(summary.items(), key=lambda kv: (kv[0][1] != "ours",
                                                                                        kv[0][0], kv[0][2],
                                                                                        kv[0][3])):
         lines.append(f"| {server} | {endpoint} | {conns} | {s['rps']:,.0f} | {s['rps_min']:,.0f}–{s['rps_max']:,.0f} "
-                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu']:.0%} | {s['wrk_cpu']:.0%} | {s['peak_rss_mb']:.0f} "
+                     f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['cpu']:.0%} | {s['other_cpu']:.0%} | {s['wrk_cpu']:.0%} | {s['peak_rss_mb']:.0f} "
                      f"| {s['errors']} |")
     lines.append("")
     for label, times in ready_times.items():
