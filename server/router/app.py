@@ -68,7 +68,6 @@ class RouterApp:
         self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream, connect_timeout_s)
         self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
         self.selector: Selector | None = None
-        self._sticky_name: bytes | None = None
         self._source_task: asyncio.Task | None = None
         self._failover_log: dict[str, tuple[float, int]] = {}
 
@@ -90,7 +89,6 @@ class RouterApp:
             return False
         self.selector = Selector(table)
         self.forwarder.retain({v.url for v in table.variants})
-        self._sticky_name = table.sticky_header.encode("latin-1") if table.sticky_header else None
         self.metrics.table_generation.set(table.generation)
         self.metrics.tables_applied.inc()
         log.info("routing table %s in force (from %s)", table.describe(), origin)
@@ -173,7 +171,6 @@ class RouterApp:
 
     # -- forward path ---------------------------------------------------------------------------
     async def _forward(self, scope, receive, send) -> None:
-        selector = self.selector
         try:
             body = await _read_body(receive, self.max_body_bytes)
         except _BodyTooLarge:
@@ -184,7 +181,8 @@ class RouterApp:
             return
         if body is None:  # the client disconnected before sending its whole body
             return
-        sticky_name = self._sticky_name
+        selector = self.selector  # one table for the whole request, whatever arrives meanwhile
+        sticky_name = selector.sticky_name if selector is not None else None
         sticky_key = request_id = None
         headers = []
         for name, value in scope["headers"]:

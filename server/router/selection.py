@@ -28,6 +28,7 @@ class Selector:
         self.table = table
         self.live = table.live
         self.mirrors = table.mirrors
+        self.sticky_name = table.sticky_header.encode("latin-1") if table.sticky_header else None
         # Response headers naming each variant, encoded once per table instead of per request.
         self.identity_headers = {v.name: ((b"x-mlserving-variant", v.name.encode()),
                                           (b"x-model-version", v.version.encode())) for v in table.variants}
