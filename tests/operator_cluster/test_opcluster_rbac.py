@@ -44,7 +44,7 @@ def test_scenarios_pass_with_only_the_service_accounts_permissions(crd, fresh_ns
                          identity=f"sa-{run_id}", log_dir=log_dir).start()
     try:
         op.wait_leader()
-        api = api_for(kubeconfig)  # the tests read with the same limited credentials
+        api = api_for(crd.kubeconfig)  # the checks read ReplicaSets and Events: an administrator's view
         for scenario, ns in zip(ALL, namespaces, strict=True):
             scenario(crd, api, ns)
         log = op.log()
