@@ -199,7 +199,9 @@ EOF
 wait_usable() {
 	local deadline=$((SECONDS + ${1:-120}))
 	until is_ready; do
-		((SECONDS < deadline)) || die "kube-apiserver not ready; logs: $CLUSTER_DIR/logs"
+		((SECONDS < deadline)) || die "kube-apiserver not ready after ${1:-120} s; last log lines:
+$(tail -n 15 "$CLUSTER_DIR/logs/kube-apiserver.log" 2>&1)
+  all logs: $CLUSTER_DIR/logs"
 		sleep 0.5
 	done
 	apply_nodes
@@ -222,7 +224,7 @@ cmd_up() {
 	start=$SECONDS
 	if [[ -d $CLUSTER_DIR ]]; then
 		log "restarting the stopped cluster in $CLUSTER_DIR"
-		kwokctl_ start cluster >&2 || { stop_cluster; create_cluster; }
+		kwokctl_ start cluster >>"$STATE_DIR/kwokctl.log" 2>&1 || { stop_cluster; create_cluster; }
 	else
 		create_cluster
 	fi
@@ -234,8 +236,9 @@ create_cluster() {
 	write_kwokctl_config
 	log "starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok"
 	kwokctl_ create cluster --config "$KWOK_CONFIG" --kubeconfig "$KUBECONFIG_PATH" \
-		--wait 120s --quiet-pull >&2 ||
-		die "kwokctl create cluster failed; logs: $CLUSTER_DIR/logs"
+		--wait 120s --quiet-pull >>"$STATE_DIR/kwokctl.log" 2>&1 ||
+		die "kwokctl create cluster failed: $(tail -n 20 "$STATE_DIR/kwokctl.log")
+  component logs: $CLUSTER_DIR/logs"
 }
 
 cmd_missing() {
@@ -253,26 +256,44 @@ cmd_pids() {
 	done
 }
 
-# Stops what kwokctl started; any pid it leaves behind is killed directly.
+# The given pids that still run one of this cluster's binaries (a stale pid
+# file must not make us signal an unrelated process that reused the pid).
+pids_alive() {
+	local pid cmdline
+	for pid in "$@"; do
+		cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+		[[ $cmdline == "$CLUSTER_DIR/bin/"* ]] && echo "$pid"
+	done
+	return 0
+}
+
+# Stops what kwokctl started and waits for it; a process that outlives
+# `kwokctl delete cluster` by 10 s is sent SIGTERM, then SIGKILL.
 stop_cluster() {
-	local pids component pid
-	pids=$(cmd_pids)
+	local pids left signal
+	pids=$(cmd_pids | awk '{print $2}')
 	if [[ -d $CLUSTER_DIR && -x $BIN_DIR/kwokctl ]]; then
-		kwokctl_ delete cluster --kubeconfig "$KUBECONFIG_PATH" >&2 || log "kwokctl delete cluster failed"
+		kwokctl_ delete cluster --kubeconfig "$KUBECONFIG_PATH" >>"$STATE_DIR/kwokctl.log" 2>&1 ||
+			log "kwokctl delete cluster failed (see $STATE_DIR/kwokctl.log)"
 	fi
-	while read -r component pid; do
-		[[ -n $pid ]] || continue
-		if kill -0 "$pid" 2>/dev/null; then
-			log "$component (pid $pid) still running; terminating it"
-			kill "$pid" 2>/dev/null || true
-		fi
-	done <<<"$pids"
+	for signal in TERM KILL; do
+		# shellcheck disable=SC2086 # word splitting of the pid list is intended
+		for _ in $(seq 50); do
+			left=$(pids_alive $pids)
+			[[ -z $left ]] && break
+			sleep 0.2
+		done
+		[[ -z $left ]] && break
+		log "still running after kwokctl delete: pids ${left//$'\n'/ }; sending SIG$signal"
+		# shellcheck disable=SC2086
+		kill -s "$signal" $left 2>/dev/null || true
+	done
 	rm -rf "$KWOK_WORKDIR"
 }
 
 cmd_down() {
 	stop_cluster
-	rm -f "$KUBECONFIG_PATH" "$KWOK_CONFIG"
+	rm -f "$KUBECONFIG_PATH" "$KWOK_CONFIG" "$STATE_DIR/kwokctl.log"
 	# Bookkeeping of tests/conftest.py (which sessions use this cluster, who started it).
 	rm -rf "$STATE_DIR/pytest-sessions" "$STATE_DIR/started-by-pytest"
 	rmdir "$STATE_DIR" 2>/dev/null || true
