@@ -19,7 +19,7 @@ MLSERVING_KUBECONFIG=<path> points the fixture at an existing cluster (kind, for
 instead. Otherwise the fixture reuses a running cluster of this checkout and only stops one
 that a test session started, after the last session using it ends. Without cached binaries
 the tests skip (the reason says how to build them) unless MLSERVING_BUILD_CLUSTER=1 (build
-now, about 30 minutes the first time) or MLSERVING_REQUIRE_CLUSTER=1 (build if Go is there,
+now, about 40 minutes on 2 cores the first time) or MLSERVING_REQUIRE_CLUSTER=1 (build if Go is there,
 otherwise fail).
 """
 
@@ -158,7 +158,7 @@ def unavailable_reason() -> str | None:
         )
     return (
         f"Kubernetes binaries not built yet ({', '.join(missing)}): run `hack/cluster.sh build` "
-        "(about 30 min of Go builds the first time), or set MLSERVING_BUILD_CLUSTER=1"
+        "(about 40 min of Go builds on 2 cores the first time), or set MLSERVING_BUILD_CLUSTER=1"
     )
 
 
