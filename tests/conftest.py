@@ -212,7 +212,7 @@ def cluster_binaries() -> pathlib.Path:
             pytest.skip(reason)
         if shutil.which("go") is None:
             pytest.fail(f"MLSERVING_REQUIRE_CLUSTER=1 but {reason}")
-        run_cluster_sh("build")
+        run_cluster_sh("build", timeout=7200)
     return pathlib.Path(parse_env(run_cluster_sh("env"))["PATH"].split(os.pathsep)[0])
 
 
