@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test lint e2e images tools cluster-up cluster-down bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +23,23 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
+e2e: venv
+	$(VENV)/bin/pytest -m e2e tests/e2e -v
+
+images:
+	docker build -f Dockerfile.server -t docker.io/mlserving/server:$(VERSION) .
+	docker build -f Dockerfile.operator -t docker.io/mlserving/operator:$(VERSION) .
+
+tools: venv
+	bash hack/tools.sh
+
+cluster-up:
+	hack/cluster.sh build
+	hack/cluster.sh up
+
+cluster-down:
+	hack/cluster.sh down
+
 clean:
+	-hack/cluster.sh down
 	rm -rf $(VENV) build dist *.egg-info models .cluster
