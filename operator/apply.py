@@ -146,8 +146,9 @@ class ChildApplier:
             current = existing.get(key)
             if current is None:
                 # Not labelled as ours: it may still exist under that name, made by someone else.
+                # The watch cache is enough here (no etcd read per child of every new object).
                 current = self.api.get(kind_of(child["apiVersion"], child["kind"]),
-                                       md["metadata"]["namespace"], child["metadata"]["name"])
+                                       md["metadata"]["namespace"], child["metadata"]["name"], cached=True)
             if current is None:
                 continue
             ref = controller_of(current)

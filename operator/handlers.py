@@ -173,6 +173,7 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, **_) -> None:
     fingerprints = rt.reconciler.fingerprints
     if event.get("type") == "DELETED":
         fingerprints.pop(uid, None)
+        rt.reconciler.rollouts.pop(uid, None)
         rt.requeue.kick(namespace, owner["name"], full=True)
         return
     current = our_fields_fingerprint(body)
@@ -183,7 +184,19 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, **_) -> None:
     elif known is None:
         fingerprints[uid] = current  # first sight (initial listing): the resume reconcile covers it
     if body.get("kind") == "Deployment" and event.get("type") is not None:
-        rt.requeue.kick(namespace, owner["name"], full=False)
+        # Only a change the status is computed from is worth a refresh (not our own re-applies,
+        # nor the controller's annotation updates).
+        rollout = _rollout_state(body)
+        if rt.reconciler.rollouts.get(uid) != rollout:
+            rt.reconciler.rollouts[uid] = rollout
+            rt.requeue.kick(namespace, owner["name"], full=False)
+
+
+def _rollout_state(deployment: kopf.Body) -> tuple:
+    meta, spec, status = deployment.get("metadata") or {}, deployment.get("spec") or {}, deployment.get("status") or {}
+    conditions = tuple((c.get("type"), c.get("status"), c.get("reason")) for c in status.get("conditions") or [])
+    return (meta.get("generation"), spec.get("replicas"), status.get("observedGeneration"), status.get("replicas"),
+            status.get("updatedReplicas"), status.get("readyReplicas"), status.get("availableReplicas"), conditions)
 
 
 for _api_version, _kind, _plural in child_kinds():

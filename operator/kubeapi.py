@@ -130,16 +130,22 @@ class KubeApi:
         return payload
 
     # -- verbs -------------------------------------------------------------------------------
-    def get(self, kind: Kind, namespace: str | None, name: str) -> dict | None:
+    def get(self, kind: Kind, namespace: str | None, name: str, cached: bool = False) -> dict | None:
+        """``cached``: served from the API server's watch cache (resourceVersion=0), which costs it
+        no etcd read but may be a moment behind."""
         try:
-            return self.request("GET", self.path(kind, namespace, name))
+            return self.request("GET", self.path(kind, namespace, name),
+                                query=[("resourceVersion", "0")] if cached else None)
         except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None) -> list[dict]:
+    def list(self, kind: Kind, namespace: str | None, label_selector: str | None = None,
+             cached: bool = False) -> list[dict]:
         query = [("labelSelector", label_selector)] if label_selector else []
+        if cached:
+            query.append(("resourceVersion", "0"))
         return self.request("GET", self.path(kind, namespace), query=query).get("items") or []
 
     def apply(self, obj: dict, field_manager: str, force: bool = True,

@@ -64,6 +64,8 @@ class Reconciler:
         self.applier = ChildApplier(api)
         # Per child uid: digest of the fields we own, as our last apply left them (see apply.py).
         self.fingerprints: dict[str, str] = {}
+        # Per child Deployment uid: the rollout figures last seen (status refreshes only on change).
+        self.rollouts: dict[str, tuple] = {}
         # Per ModelDeployment uid: findings of the last full reconcile that the Deployments do not
         # show (gateway missing, apply incomplete, fatal errors); status refreshes reuse them.
         self.findings: dict[str, tuple[list[Problem], tuple[str, str] | None]] = {}
