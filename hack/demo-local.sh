@@ -14,7 +14,9 @@
 #
 # Env: MODELS (default models/), SAMPLES (training rows, default 10000), DEMO_REQUESTS (default
 # 1000), DEMO_NAMESPACE (default mlserving-demo), DEMO_PORT (router port, default 8080 or a free
-# one), DEMO_KEEP=1 (leave the cluster and the processes up, and print how to explore and stop).
+# one), DEMO_READY_TIMEOUT (seconds for the ModelDeployment to turn Ready, default 300: a busy
+# machine slows the control plane down), DEMO_KEEP=1 (leave the cluster and the processes up,
+# and print how to explore and stop).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,7 @@ SAMPLES=${SAMPLES:-10000}
 REQUESTS=${DEMO_REQUESTS:-1000}
 NAMESPACE=${DEMO_NAMESPACE:-mlserving-demo}
 KEEP=${DEMO_KEEP:-0}
+READY_TIMEOUT=${DEMO_READY_TIMEOUT:-300}
 EXAMPLE=examples/fraud-ab.yaml
 MD=$(awk '/^metadata:/{m=1} m && /^  name:/{print $2; exit}' "$EXAMPLE")
 MODEL=$(awk '/^spec:/{s=1} s && /^  model:/{print $2; exit}' "$EXAMPLE")
@@ -41,6 +44,7 @@ die() { echo "demo: error: $*" >&2; exit 1; }
 
 [[ -x $MLSERVING && -x $PY ]] || die "$MLSERVING or $PY missing: run \`make demo\` (it creates .venv) or \`make venv\`"
 [[ $REQUESTS =~ ^[0-9]+$ && $REQUESTS -ge 1 ]] || die "DEMO_REQUESTS: must be a positive integer, got '$REQUESTS'"
+[[ $READY_TIMEOUT =~ ^[0-9]+$ && $READY_TIMEOUT -ge 1 ]] || die "DEMO_READY_TIMEOUT: must be a positive integer (seconds), got '$READY_TIMEOUT'"
 [[ -n $MD && -n $MODEL ]] || die "$EXAMPLE: could not read metadata.name and spec.model"
 
 WORK=$(mktemp -d -t mlserving-demo.XXXXXX)
@@ -215,12 +219,15 @@ OPERATOR_PID=${PIDS[-1]}
 
 say "$PLANE" "apply $EXAMPLE and wait for Ready"
 kubectl apply -n "$NAMESPACE" -f "$EXAMPLE" | sed 's/^/    /'
-if ! kubectl wait --for=condition=Ready "modeldeployment/$MD" -n "$NAMESPACE" --timeout=120s | sed 's/^/    /'; then
+echo "    (about 20 s on an idle machine: the scheduler, kwok and the controllers take turns)"
+ready_start=$SECONDS
+if ! kubectl wait --for=condition=Ready "modeldeployment/$MD" -n "$NAMESPACE" --timeout="${READY_TIMEOUT}s" | sed 's/^/    /'; then
 	kubectl get modeldeployment "$MD" -n "$NAMESPACE" -o yaml >&2 || true
 	kill -0 "$OPERATOR_PID" 2>/dev/null || echo "demo: the operator exited" >&2
 	show_log "$OPERATOR_LOG"
-	die "modeldeployment/$MD did not become Ready within 120 s"
+	die "modeldeployment/$MD did not become Ready within $READY_TIMEOUT s (DEMO_READY_TIMEOUT)"
 fi
+echo "    Ready after $((SECONDS - ready_start)) s"
 echo
 echo "    \$ kubectl get modeldeployments -n $NAMESPACE"
 kubectl get modeldeployments -n "$NAMESPACE" | sed 's/^/    /'
