@@ -3,8 +3,8 @@
 ``real_node`` (session scope) brings the node up through the e2e suite's local provider
 (tests/e2e/providers/local.py), builds and imports the server image from Dockerfile.server,
 and stops the node at the end unless it was already running. Where the node cannot run
-(not root, binaries not built, no Linux) the tests skip with the reason; with
-``MLSERVING_REQUIRE_NODE=1`` they fail instead.
+(not requested with MLSERVING_NODE=1, not root, binaries not built) the tests skip with the
+reason; with ``MLSERVING_REQUIRE_NODE=1`` they fail instead.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "e2e"))
 
-from providers.base import ProviderError, project_images  # noqa: E402
-from providers.local import LocalProvider  # noqa: E402
+from providers.base import ProviderError, project_images
+from providers.local import LocalProvider
 
 
 class NodeCluster:

@@ -6,7 +6,8 @@ bridge from Debian's packages, kubelet, kube-proxy (iptables) and CoreDNS. Image
 the real Dockerfiles by ``hack/images/build-image.sh`` (buildah on a debootstrap base image) and
 imported into the node's containerd. See docs/real-node.md.
 
-Needs root and Linux. Environment:
+Needs root and Linux, and is opt-in: it only reports itself available when ``MLSERVING_NODE=1``,
+``MLSERVING_REQUIRE_NODE=1`` or ``MLSERVING_E2E_PROVIDER=local`` is set. Environment:
 - ``MLSERVING_E2E_KEEP=1`` leaves the node running after the session (``hack/node/down.sh``
   stops it). A node that was already running when the session began is reused and left running.
 """
@@ -46,6 +47,15 @@ def _run(args: list[str], what: str, timeout: float) -> str:
     return proc.stdout
 
 
+NODE_FLAG = "MLSERVING_NODE"
+
+
+def requested() -> bool:
+    """Whether this run asked for the real node (it is never started implicitly)."""
+    return (os.environ.get(NODE_FLAG) == "1" or os.environ.get("MLSERVING_REQUIRE_NODE") == "1"
+            or os.environ.get("MLSERVING_E2E_PROVIDER", "").strip() == "local")
+
+
 def node_env() -> dict[str, str]:
     """Paths of the real node (hack/node/env.sh): K8S_BIN, NODE_LOGS, KUBECONFIG, ..."""
     out = _run(["bash", str(NODE_DIR / "env.sh")], "hack/node/env.sh", 30)
@@ -68,7 +78,13 @@ class LocalProvider(ClusterProvider):
         return self._env
 
     def available(self) -> tuple[bool, str]:
-        if not os.uname().sysname == "Linux":
+        # Opt-in: bringing the node up installs packages, starts containerd and a kubelet as root
+        # and rewrites iptables, which a plain `make test` must not do behind a developer's back.
+        if not requested():
+            return False, (f"real node not requested (set {NODE_FLAG}=1, MLSERVING_REQUIRE_NODE=1 or "
+                           "MLSERVING_E2E_PROVIDER=local; it runs containerd, a kubelet and iptables "
+                           "rules as root)")
+        if os.uname().sysname != "Linux":
             return False, "the real node needs Linux"
         if os.geteuid() != 0:
             return False, "the real node needs root (containerd, kubelet, iptables, bridges)"
