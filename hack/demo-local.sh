@@ -219,7 +219,7 @@ OPERATOR_PID=${PIDS[-1]}
 
 say "$PLANE" "apply $EXAMPLE and wait for Ready"
 kubectl apply -n "$NAMESPACE" -f "$EXAMPLE" | sed 's/^/    /'
-echo "    (about 20 s on an idle machine: the scheduler, kwok and the controllers take turns)"
+echo "    (seconds on an idle machine; a minute or more when other work keeps the control plane busy)"
 ready_start=$SECONDS
 if ! kubectl wait --for=condition=Ready "modeldeployment/$MD" -n "$NAMESPACE" --timeout="${READY_TIMEOUT}s" | sed 's/^/    /'; then
 	kubectl get modeldeployment "$MD" -n "$NAMESPACE" -o yaml >&2 || true
@@ -352,7 +352,7 @@ EOF
 
 FAILED=0
 echo
-echo "==> done. Where it ran:"
+echo "==> done in $SECONDS s. Where it ran:"
 echo "    Kubernetes objects (CRD, ModelDeployment $MD Ready, Deployments, Services, routing ConfigMap):"
 echo "      the $PLANE"
 echo "    operator, both model servers and the router: $LOCAL"
