@@ -120,7 +120,7 @@ def test_slow_upstream_times_out_with_json_504(router_a):
     started = time.monotonic()
     status, _, body = post(router_a.url + "/predict", headers={"x-fake-delay": "5"})
     elapsed = time.monotonic() - started
-    assert status == 504 and elapsed < 3.0
+    assert status == 504 and elapsed < 4.0  # router deadline 1 s, the upstream holds it 5 s
     error = json.loads(body)
     assert error["variant"] == "alpha" and "did not answer in time" in error["error"]
 
