@@ -3,19 +3,18 @@
 # pods and their sandboxes, processes, veths and the bridge, iptables chains, mounts, cluster state.
 # Kept for a faster next start: certificates and containerd's image store (--purge removes them too).
 source "$(dirname "$0")/lib.sh"
+shopt -s globstar nullglob
 
 purge=0
 [[ "${1:-}" == "--purge" ]] && purge=1
 pki="$NODE_STATE/pki"
 
-running() { [[ -f "$NODE_RUN/pids/$1" ]] && kill -0 "$(cat "$NODE_RUN/pids/$1")" 2>/dev/null; }
+running() { daemon_pid "$1" >/dev/null; }
 
 # stop NAME [GRACE_S]: TERM the recorded pid, KILL after the grace period.
 stop() {
   local name="$1" grace="${2:-15}" pid
-  [[ -f "$NODE_RUN/pids/$name" ]] || return 0
-  pid="$(cat "$NODE_RUN/pids/$name")"
-  if kill -0 "$pid" 2>/dev/null; then
+  if pid="$(daemon_pid "$name")"; then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < grace * 10; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
@@ -64,6 +63,19 @@ for p in /proc/[0-9]*; do
   if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK"; then
     kill -KILL "${p#/proc/}" 2>/dev/null && log "killed leftover shim ${p#/proc/}"
   fi
+done
+
+# Pod processes whose shim died with a killed session sit in the kubelet's cgroups: kill them,
+# then remove the cgroup tree the kubelet made (kubepods, one per v1 controller).
+for procs in /sys/fs/cgroup/*/kubepods/cgroup.procs /sys/fs/cgroup/*/kubepods/**/cgroup.procs; do
+  [[ -f "$procs" ]] || continue
+  while read -r pid; do
+    [[ -n "$pid" ]] && kill -KILL "$pid" 2>/dev/null && log "killed leftover pod process $pid"
+  done <"$procs"
+done
+for tree in /sys/fs/cgroup/*/kubepods; do
+  [[ -d "$tree" ]] && find "$tree" -depth -type d -exec rmdir {} + 2>/dev/null
+  [[ -d "$tree" ]] && log "could not remove cgroup $tree (processes still in it?)"
 done
 
 # 3. iptables: kube-proxy's own cleanup, then any KUBE-*/CNI-* chain and every rule jumping to one

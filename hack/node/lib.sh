@@ -44,13 +44,25 @@ die() { log "ERROR: $*"; exit 1; }
 
 ctr_k8s() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 
+# daemon_pid NAME: the recorded pid of NAME if that process is alive and really ours (every
+# daemon's command line names a path under $NODE_STATE); a stale pid file left by a killed session
+# or a reboot must never make us signal an unrelated process.
+daemon_pid() {
+  local file="$NODE_RUN/pids/$1" pid
+  [[ -f "$file" ]] || return 1
+  pid="$(cat "$file")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$NODE_STATE/" || return 1
+  echo "$pid"
+}
+
 # Start a long-running process in the background, detached from the caller's terminal,
 # with its pid recorded so that down.sh can stop exactly what up.sh started.
 start_daemon() {
   local name="$1"; shift
   mkdir -p "$NODE_RUN/pids" "$NODE_LOGS"
-  if [[ -f "$NODE_RUN/pids/$name" ]] && kill -0 "$(cat "$NODE_RUN/pids/$name")" 2>/dev/null; then
-    log "$name already running (pid $(cat "$NODE_RUN/pids/$name"))"
+  if daemon_pid "$name" >/dev/null; then
+    log "$name already running (pid $(daemon_pid "$name"))"
     return 0
   fi
   setsid "$@" >>"$NODE_LOGS/$name.log" 2>&1 < /dev/null &

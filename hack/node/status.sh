@@ -4,8 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 ok=0
 for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler coredns kubelet kube-proxy; do
-  if [[ -f "$NODE_RUN/pids/$name" ]] && kill -0 "$(cat "$NODE_RUN/pids/$name")" 2>/dev/null; then
-    printf '%-24s running (pid %s)\n' "$name" "$(cat "$NODE_RUN/pids/$name")"
+  if pid="$(daemon_pid "$name")"; then
+    printf '%-24s running (pid %s)\n' "$name" "$pid"
   else
     printf '%-24s stopped\n' "$name"; ok=1
   fi

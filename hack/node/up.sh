@@ -15,6 +15,12 @@ for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kube
 done
 "$NODE_LIB_DIR/build-coredns.sh"
 
+if ! daemon_pid containerd >/dev/null && { [[ -d "$NODE_RUN" ]] || ip link show "$NODE_BRIDGE" >/dev/null 2>&1; }; then
+  # Leftovers of a node whose processes were killed without down.sh (an ended session, a reboot):
+  # clear them so this start is a fresh one.
+  log "cleaning up the leftovers of a node that was not stopped with down.sh"
+  "$NODE_LIB_DIR/down.sh"
+fi
 mkdir -p "$NODE_STATE" "$NODE_RUN" "$NODE_LOGS" "$(dirname "$REPO_KUBECONFIG")" /run/netns
 if [[ ! -f "$NODE_RUN/netns-before" ]]; then
   # A fresh start: remember which pod netns existed before (down.sh removes only ours), new logs.

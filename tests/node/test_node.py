@@ -193,6 +193,7 @@ def test_down_leaves_no_process_bridge_mount_or_chain(real_node):
     for save in ("iptables-save", "ip6tables-save"):
         dump = subprocess.run([save], check=False, capture_output=True, text=True).stdout
         assert re.findall(r"^:(?:KUBE|CNI)-\S+", dump, re.MULTILINE) == [], save
+    assert list(pathlib.Path("/sys/fs/cgroup").glob("*/kubepods")) == []
     # Idempotent: a second down finds nothing to do and succeeds.
     subprocess.run(["bash", str(real_node.provider_node_dir / "down.sh")], check=True, timeout=120,
                    capture_output=True)
