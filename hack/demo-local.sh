@@ -223,6 +223,8 @@ echo "    (seconds on an idle machine; a minute or more when other work keeps th
 ready_start=$SECONDS
 if ! kubectl wait --for=condition=Ready "modeldeployment/$MD" -n "$NAMESPACE" --timeout="${READY_TIMEOUT}s" | sed 's/^/    /'; then
 	kubectl get modeldeployment "$MD" -n "$NAMESPACE" -o yaml >&2 || true
+	echo "--- warning events in $NAMESPACE (a full node says 'Too many pods') ---" >&2
+	kubectl get events -n "$NAMESPACE" --field-selector type=Warning >&2 || true
 	kill -0 "$OPERATOR_PID" 2>/dev/null || echo "demo: the operator exited" >&2
 	show_log "$OPERATOR_LOG"
 	die "modeldeployment/$MD did not become Ready within $READY_TIMEOUT s (DEMO_READY_TIMEOUT)"
