@@ -157,7 +157,9 @@ keep_report() {
     operator and logs: $WORK
     explore:           eval "\$(hack/cluster.sh env)"; kubectl get modeldeployments,all,configmaps -n $NAMESPACE
                        curl -si http://127.0.0.1:$ROUTER_PORT/predict -H 'content-type: application/json' -H 'x-user-id: alice' -d '$SAMPLE'
-    stop:              kill ${PIDS[*]}; kubectl delete namespace $NAMESPACE$( ((CLUSTER_STARTED)) && echo "; hack/cluster.sh down")
+    shift traffic:     kubectl patch md $MD -n $NAMESPACE --type=json -p '[{"op":"replace","path":"/spec/variants/0/weight","value":50},{"op":"replace","path":"/spec/variants/1/weight","value":50}]'
+                       (the follower copies the new table to the router: $WORK/follow-table.log)
+    stop:              kill ${PIDS[*]}; $( ((CLUSTER_STARTED)) && echo "hack/cluster.sh down" || echo "kubectl delete namespace $NAMESPACE")
 EOF
 }
 
@@ -243,6 +245,37 @@ kubectl get configmap "$MD-routing" -n "$NAMESPACE" -o jsonpath='{.data.routing\
 [[ -s $WORK/routing-cluster.json ]] || die "configmap $MD-routing has no routing.json"
 "$PY" -m json.tool "$WORK/routing-cluster.json" | sed 's/^/    /'
 
+# The operator's table ($WORK/routing-cluster.json) with each variant's in-cluster URL replaced by
+# its local server's URL (MAP_ARGS: name=url), written atomically to $WORK/routing.json.
+local_table() {
+	"$PY" - "$WORK/routing-cluster.json" "$WORK/routing.json" "${MAP_ARGS[@]}" <<'EOF'
+import json, os, sys
+src, dst, pairs = sys.argv[1], sys.argv[2], dict(a.split("=", 1) for a in sys.argv[3:])
+table = json.load(open(src))
+for v in table["variants"]:
+    if v["name"] not in pairs:
+        sys.exit(f"demo: error: the table names variant {v['name']!r}, which has no local server")
+    print(f"      {v['name']}: {v['url']} -> {pairs[v['name']]}")
+    v["url"] = pairs[v["name"]]
+with open(dst + ".tmp", "w") as fh:
+    json.dump(table, fh)
+os.replace(dst + ".tmp", dst)
+EOF
+}
+
+# DEMO_KEEP: follow the operator's ConfigMap, so `kubectl patch md` weight changes reach the local router.
+follow_table() {
+	while sleep 2; do
+		kubectl get configmap "$MD-routing" -n "$NAMESPACE" -o jsonpath='{.data.routing\.json}' \
+			>"$WORK/routing-cluster.new" 2>/dev/null || continue
+		[[ -s $WORK/routing-cluster.new ]] || continue
+		cmp -s "$WORK/routing-cluster.new" "$WORK/routing-cluster.json" && continue
+		mv "$WORK/routing-cluster.new" "$WORK/routing-cluster.json"
+		echo "$(date +%T) the operator rewrote $MD-routing: $(cat "$WORK/routing-cluster.json")"
+		local_table
+	done
+}
+
 # --- 4. real predictions ------------------------------------------------------------------------
 say "$LOCAL (mlserving serve x2, mlserving router)" "serve both versions and route between them for real predictions"
 # name version, one line per variant of the operator's table
@@ -272,20 +305,17 @@ done
 
 echo "    the router's table: the operator's routing.json with each in-cluster URL replaced by the"
 echo "    local server's URL (weights, order and sticky header as the operator wrote them):"
-"$PY" - "$WORK/routing-cluster.json" "$WORK/routing.json" "${MAP_ARGS[@]}" <<'EOF'
-import json, sys
-src, dst, pairs = sys.argv[1], sys.argv[2], dict(a.split("=", 1) for a in sys.argv[3:])
-table = json.load(open(src))
-for v in table["variants"]:
-    print(f"      {v['name']}: {v['url']} -> {pairs[v['name']]}")
-    v["url"] = pairs[v["name"]]
-json.dump(table, open(dst, "w"))
-EOF
+local_table
 ROUTER_PORT=${DEMO_PORT:-8080}
 port_free "$ROUTER_PORT" || { echo "    port $ROUTER_PORT is taken: using a free one"; ROUTER_PORT=$(free_port); }
 start router "$WORK/router.log" "$MLSERVING" router --config "$WORK/routing.json" \
 	--host 127.0.0.1 --port "$ROUTER_PORT" --log-level warning
 wait_ready router "http://127.0.0.1:$ROUTER_PORT/health/ready" "${PIDS[-1]}" "$WORK/router.log"
+if [[ $KEEP == 1 ]]; then
+	echo "    DEMO_KEEP=1: a loop copies each new $MD-routing into the router's table (every 2 s),"
+	echo "    so a weight change with kubectl patch reaches the local router as well"
+	start "table follower" "$WORK/follow-table.log" follow_table
+fi
 
 say "$LOCAL (client -> router -> servers)" "the sample prediction, $REQUESTS requests for the split, sticky clients"
 "$PY" - "http://127.0.0.1:$ROUTER_PORT" "$WORK/routing.json" "$REQUESTS" "$SAMPLE" <<'EOF'
