@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from mlserving.operator.kubeapi import ApiError, Kind, KubeApi, kind_of
@@ -120,18 +121,38 @@ def sort_children(children: list[dict]) -> list[dict]:
     return sorted(children, key=lambda c: rank.get(c.get("kind"), len(rank)))
 
 
-class ChildApplier:
-    """Applies one ModelDeployment's desired children and prunes the rest."""
+# Children applied together, wave after wave: what a wave needs exists before it is written
+# (the router's RBAC and routing table before its Deployment, workloads before their HPA/PDB).
+_WAVES = [{"ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service"}, {"Deployment"}]
 
-    def __init__(self, api: KubeApi):
+
+def waves(children: list[dict]) -> list[list[dict]]:
+    out: list[list[dict]] = [[] for _ in range(len(_WAVES) + 1)]
+    for child in sort_children(children):
+        index = next((i for i, kinds in enumerate(_WAVES) if child.get("kind") in kinds), len(_WAVES))
+        out[index].append(child)
+    return [wave for wave in out if wave]
+
+
+class ChildApplier:
+    """Applies one ModelDeployment's desired children and prunes the rest.
+
+    The requests of one step (the lists, the name lookups, the writes of one wave) are sent in
+    parallel: a reconcile then costs a few round trips instead of one per child.
+    """
+
+    def __init__(self, api: KubeApi, parallel: int = 8):
         self.api = api
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="apply")
 
     def existing_children(self, md: dict, kinds: list[Kind]) -> dict[tuple[str, str], dict]:
         """Our labelled children of each kind, keyed by (kind, name)."""
         meta = md["metadata"]
+        selector = selector_for(meta["name"])
         found = {}
-        for kind in kinds:
-            for obj in self.api.list(kind, meta["namespace"], selector_for(meta["name"])):
+        listed = self._pool.map(lambda kind: (kind, self.api.list(kind, meta["namespace"], selector)), kinds)
+        for kind, items in listed:
+            for obj in items:
                 obj.setdefault("kind", kind.kind)
                 obj.setdefault("apiVersion", kind.api_version)
                 found[(kind.kind, obj["metadata"]["name"])] = obj
@@ -140,21 +161,25 @@ class ChildApplier:
     def check_ownership(self, md: dict, desired: list[dict],
                         existing: dict[tuple[str, str], dict]) -> None:
         uid = md["metadata"]["uid"]
+        namespace = md["metadata"]["namespace"]
+
+        def current(child: dict) -> dict | None:
+            found = existing.get((child["kind"], child["metadata"]["name"]))
+            if found is not None:
+                return found
+            # Not labelled as ours: it may still exist under that name, made by someone else.
+            # The watch cache is enough here (no etcd read per child of every new object).
+            return self.api.get(kind_of(child["apiVersion"], child["kind"]), namespace,
+                                child["metadata"]["name"], cached=True)
+
         conflicts, waiting = [], []
-        for child in desired:
-            key = (child["kind"], child["metadata"]["name"])
-            current = existing.get(key)
-            if current is None:
-                # Not labelled as ours: it may still exist under that name, made by someone else.
-                # The watch cache is enough here (no etcd read per child of every new object).
-                current = self.api.get(kind_of(child["apiVersion"], child["kind"]),
-                                       md["metadata"]["namespace"], child["metadata"]["name"], cached=True)
-            if current is None:
+        for child, obj in zip(desired, self._pool.map(current, desired), strict=True):
+            if obj is None:
                 continue
-            ref = controller_of(current)
+            ref = controller_of(obj)
             if ref and ref.get("uid") == uid:
                 continue
-            if current["metadata"].get("deletionTimestamp"):
+            if obj["metadata"].get("deletionTimestamp"):
                 waiting.append(f"{describe(child)} is being deleted")
             elif ref and ref.get("kind") == MD_KIND and ref.get("name") == md["metadata"]["name"]:
                 waiting.append(f"{describe(child)} still belongs to a deleted ModelDeployment of the "
@@ -167,8 +192,14 @@ class ChildApplier:
         if waiting:
             raise WaitingForPredecessor("; ".join(waiting))
 
+    def _apply_one(self, child: dict) -> tuple[dict, dict | ApiError]:
+        try:
+            return child, self.api.apply(child, FIELD_MANAGER, force=True)
+        except ApiError as exc:
+            return child, exc
+
     def apply(self, md: dict, desired: list[dict], kinds: list[Kind]) -> ApplyOutcome:
-        """Check, apply in dependency order, then prune. Raises OwnershipConflict,
+        """Check, apply wave by wave, then prune. Raises OwnershipConflict,
         WaitingForPredecessor or ApplyFailed; ApiError from the reads before any write."""
         desired = sort_children([_prepared(md, dict(child)) for child in desired])
         existing = self.existing_children(md, kinds)
@@ -176,14 +207,17 @@ class ChildApplier:
 
         outcome = ApplyOutcome()
         applied: list[str] = []
-        for child in desired:
-            try:
-                live = self.api.apply(child, FIELD_MANAGER, force=True)
-            except ApiError as exc:
-                raise ApplyFailed(describe(child), exc, applied, len(desired)) from exc
-            live.setdefault("kind", child["kind"])
-            outcome.live.append(live)
-            applied.append(describe(child))
+        for wave in waves(desired):
+            failed = None
+            for child, result in self._pool.map(self._apply_one, wave):
+                if isinstance(result, ApiError):
+                    failed = failed or (child, result)
+                    continue
+                result.setdefault("kind", child["kind"])
+                outcome.live.append(result)
+                applied.append(describe(child))
+            if failed:  # the wave's other writes are done; later waves are not started
+                raise ApplyFailed(describe(failed[0]), failed[1], applied, len(desired)) from failed[1]
 
         wanted = {(c["kind"], c["metadata"]["name"]) for c in desired}
         uid = md["metadata"]["uid"]

@@ -84,7 +84,7 @@ class KubeApi:
     """Synchronous, thread-safe access to the API server with JSON dicts."""
 
     def __init__(self, configuration: k8s_client.Configuration, timeout: float = 30.0):
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 16)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
         self._client = k8s_client.ApiClient(configuration)
         self._timeout = timeout
 

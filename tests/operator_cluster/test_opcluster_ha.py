@@ -24,11 +24,11 @@ pytestmark = pytest.mark.cluster
 
 
 def eight_variants(name: str) -> dict:
-    """A large ModelDeployment (about 40 children), so a kill lands in the middle of applying it."""
+    """A large ModelDeployment (about 25 children), so a kill lands in the middle of applying it."""
     weights = [30, 10, 10, 10, 10, 10, 10, 10]
     return {"apiVersion": "mlserving.io/v1alpha1", "kind": "ModelDeployment", "metadata": {"name": name},
             "spec": {"model": "fraud",
-                     "variants": [{"name": f"v{i}", "version": f"1.0.{i}", "weight": w, "replicas": 2}
+                     "variants": [{"name": f"v{i}", "version": f"1.0.{i}", "weight": w, "replicas": 1}
                                   for i, w in enumerate(weights)]}}
 
 
