@@ -8,7 +8,7 @@ VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproj
 
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
