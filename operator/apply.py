@@ -150,7 +150,11 @@ class ChildApplier:
         meta = md["metadata"]
         selector = selector_for(meta["name"])
         found = {}
-        listed = self._pool.map(lambda kind: (kind, self.api.list(kind, meta["namespace"], selector)), kinds)
+        # From the watch cache (no etcd round trip). A child created a moment ago may be missing
+        # from it; should that child be unwanted already, the next reconcile (at the latest the
+        # periodic resync) prunes it.
+        listed = self._pool.map(lambda kind: (kind, self.api.list(kind, meta["namespace"], selector, cached=True)),
+                                kinds)
         for kind, items in listed:
             for obj in items:
                 obj.setdefault("kind", kind.kind)

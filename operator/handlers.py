@@ -37,6 +37,7 @@ log = logging.getLogger("mlserving.operator")
 VERSION = "v1alpha1"
 MODEL_DEPLOYMENT = KINDS[("mlserving.io/v1alpha1", "ModelDeployment")]
 CHILD_LABELS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
+STATUS_REFRESH_DELAY = 1.0
 
 
 @dataclass
@@ -189,7 +190,8 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, **_) -> None:
         rollout = _rollout_state(body)
         if rt.reconciler.rollouts.get(uid) != rollout:
             rt.reconciler.rollouts[uid] = rollout
-            rt.requeue.kick(namespace, owner["name"], full=False)
+            # A rollout moves in many small steps: gather a second of them into one status write.
+            rt.requeue.kick(namespace, owner["name"], full=False, delay=STATUS_REFRESH_DELAY)
 
 
 def _rollout_state(deployment: kopf.Body) -> tuple:
