@@ -1,9 +1,10 @@
 """A small HTTP/1.1 client: keep-alive connection pools per upstream, on asyncio + httptools.
 
-Why not aiohttp's client: on the router's forward path it cost ~3x the CPU per request of this
-pool (it builds URL objects, header multidicts, cookie and trace machinery for every request).
-Here a request is one bytes buffer written to a pooled connection and the answer is parsed by
-httptools (the C parser uvicorn uses), headers kept as bytes end to end.
+Why not aiohttp's client: it builds URL objects, header multidicts, cookie and trace machinery for
+every request; measured on this project's 2-core machine, the whole router process used 466 µs
+of CPU per request with it against 278 µs with this pool (same load, same upstream). Here a
+request is one bytes buffer written to a pooled connection and the answer is parsed by httptools
+(the C parser uvicorn uses), headers kept as bytes end to end.
 
 One request at a time per connection (no pipelining). A connection goes back to its pool when the
 answer allows keep-alive; idle connections older than ``keepalive_s`` are not reused.
