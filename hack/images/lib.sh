@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the scripts that source it
 # Shared settings for building images without Docker (buildah + debootstrap).
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/node/lib.sh"
 

@@ -7,7 +7,6 @@ shopt -s globstar nullglob
 
 purge=0
 [[ "${1:-}" == "--purge" ]] && purge=1
-pki="$NODE_STATE/pki"
 
 running() { daemon_pid "$1" >/dev/null; }
 

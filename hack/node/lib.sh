@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the scripts that source it
 # Shared settings for the real-node mode (sourced by hack/node/*.sh and hack/images/*.sh).
 # One real node per machine: the bridge, iptables chains and /run paths are machine-wide,
 # so the state lives under fixed system paths rather than in the checkout.

@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 pki="$NODE_STATE/pki"
 mkdir -p "$pki"
-cd "$pki"
+cd "$pki" || exit 1
 
 if [[ ! -f ca.crt ]]; then
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
