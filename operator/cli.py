@@ -131,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     async def main() -> None:
         beater = asyncio.create_task(beat())
         try:
-            await kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True)
+            # The identity is passed so kopf never calls getpass.getuser(), which raises in an image
+            # whose UID 1000 has no passwd entry.
+            await kopf.operator(clusterwide=not args.namespace, namespaces=args.namespace, standalone=True,
+                                identity=lease.identity)
         finally:
             beater.cancel()
 
