@@ -3,6 +3,7 @@
 #
 #   hack/cluster.sh build    build (or reuse) every binary into the cache
 #   hack/cluster.sh up       start the cluster, or reuse the one this checkout runs
+#                 --real-node  a real node (kubelet, containerd) instead of kwok: hack/node/up.sh
 #   hack/cluster.sh status   exit 0 when the cluster answers /readyz
 #   hack/cluster.sh env      print `export KUBECONFIG=... PATH=...` for eval
 #   hack/cluster.sh down     stop every process `up` started and remove the state
@@ -317,11 +318,12 @@ cmd_env() {
 
 case ${1:-} in
 build) cmd_build ;;
-up) take_lock; cmd_up ;;
-down) take_lock; cmd_down ;;
-status) cmd_status ;;
+# --real-node: one real kubelet+containerd node instead of kwok (hack/node/, run as root).
+up) [[ ${2:-} == --real-node ]] && exec "$HACK_DIR/node/up.sh"; take_lock; cmd_up ;;
+down) [[ ${2:-} == --real-node ]] && exec "$HACK_DIR/node/down.sh"; take_lock; cmd_down ;;
+status) [[ ${2:-} == --real-node ]] && exec "$HACK_DIR/node/status.sh"; cmd_status ;;
 env) cmd_env ;;
 pids) cmd_pids ;;
 missing) cmd_missing ;;
-*) echo "usage: $0 build|up|down|status|env|pids|missing" >&2; exit 2 ;;
+*) echo "usage: $0 build|up [--real-node]|down [--real-node]|status [--real-node]|env|pids|missing" >&2; exit 2 ;;
 esac
