@@ -191,8 +191,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "500"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "500"}
 EOF
 	done | kubectl_ apply -f - >/dev/null
 }
