@@ -13,6 +13,7 @@ import logging
 import os
 import time
 
+from mlserving.server.asgi import BodyTooLarge, ClientGone, read_body
 from mlserving.server.router.forwarding import HOP_BY_HOP_REQUEST, Forwarder, UpstreamError, UpstreamResponse
 from mlserving.server.router.metrics import RouterMetrics
 from mlserving.server.router.mirroring import Mirror
@@ -29,33 +30,6 @@ _ERROR_STATUS = {"timeout": 504, "unreachable": 502, "protocol": 502}
 
 def _json(payload: dict) -> bytes:
     return json.dumps(payload).encode()
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(receive, limit: int) -> bytes | None:
-    """The whole request body; None when the client went away first."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        return None
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise _BodyTooLarge
-        return body
-    chunks, size = [body], len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class RouterApp:
@@ -172,14 +146,14 @@ class RouterApp:
     # -- forward path ---------------------------------------------------------------------------
     async def _forward(self, scope, receive, send) -> None:
         try:
-            body = await _read_body(receive, self.max_body_bytes)
-        except _BodyTooLarge:
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientGone:  # the client disconnected before sending its whole body
+            return
+        except BodyTooLarge:
             self.metrics.count_request("none", 413)
             await self._respond(send, 413, _json({
                 "error": f"request body: larger than the router's limit of {self.max_body_bytes} bytes "
                          "(--max-body-bytes)", "variant": None}), JSON_HEADERS)
-            return
-        if body is None:  # the client disconnected before sending its whole body
             return
         selector = self.selector  # one table for the whole request, whatever arrives meanwhile
         sticky_name = selector.sticky_name if selector is not None else None
