@@ -103,11 +103,15 @@ async def run(args: argparse.Namespace) -> dict:
     async def take_slot() -> bool:
         nonlocal next_slot
         async with slot_lock:
-            if time.monotonic() >= deadline or (args.requests and tally.sent >= args.requests):
+            now = time.monotonic()
+            slot = max(next_slot, now)
+            # A slot is refused when it falls after the deadline, not only when it is taken after it:
+            # workers reserve slots ahead, and each would otherwise add one request past the duration.
+            if slot >= deadline or (args.requests and tally.sent >= args.requests):
                 return False
             tally.sent += 1
-            wait = next_slot - time.monotonic()
-            next_slot = max(next_slot, time.monotonic()) + interval
+            wait = slot - now
+            next_slot = slot + interval
         if wait > 0:
             await asyncio.sleep(wait)
         return True
