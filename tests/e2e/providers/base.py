@@ -25,6 +25,7 @@ import abc
 import dataclasses
 import pathlib
 import shutil
+import subprocess
 import tomllib
 from collections.abc import Sequence
 
@@ -66,6 +67,20 @@ def project_images(root: pathlib.Path = REPO_ROOT) -> list[ImageSpec]:
 
 class ProviderError(RuntimeError):
     """A provider step failed; the message says which step and carries the tool's output."""
+
+
+def run_command(args: list[str], what: str, timeout: float, env: dict | None = None) -> str:
+    """Run one step of a provider; its stdout, or ProviderError naming ``what`` with the output's tail."""
+    try:
+        proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, env=env)
+    except FileNotFoundError as exc:
+        raise ProviderError(f"{what}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise ProviderError(f"{what}: not done after {timeout:.0f} s: {' '.join(args)}") from None
+    if proc.returncode != 0:
+        raise ProviderError(f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
+                            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc.stdout
 
 
 class ClusterProvider(abc.ABC):

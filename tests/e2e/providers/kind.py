@@ -20,24 +20,11 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 
-from providers.base import REPO_ROOT, ClusterProvider, ImageSpec, ProviderError
+from providers.base import REPO_ROOT, ClusterProvider, ImageSpec, ProviderError, run_command
 
 KIND_CONFIG = REPO_ROOT / "tests" / "e2e" / "kind.yaml"
 BUILD_TIMEOUT_S = 1800
 CREATE_TIMEOUT_S = 600
-
-
-def _run(args: list[str], what: str, timeout: float, env: dict | None = None) -> str:
-    try:
-        proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout, env=env)
-    except FileNotFoundError as exc:
-        raise ProviderError(f"{what}: {exc}") from None
-    except subprocess.TimeoutExpired:
-        raise ProviderError(f"{what}: no answer after {timeout:.0f} s: {' '.join(args)}") from None
-    if proc.returncode != 0:
-        raise ProviderError(f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
-                            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
-    return proc.stdout
 
 
 class KindProvider(ClusterProvider):
@@ -67,19 +54,19 @@ class KindProvider(ClusterProvider):
         return (not problems), ", ".join(problems)
 
     def _exists(self) -> bool:
-        out = _run(["kind", "get", "clusters"], "kind get clusters", 60)
+        out = run_command(["kind", "get", "clusters"], "kind get clusters", 60)
         return self.cluster in out.split()
 
     def up(self) -> pathlib.Path:
         if not self._exists():
-            _run(["kind", "create", "cluster", "--name", self.cluster, "--config", str(KIND_CONFIG),
+            run_command(["kind", "create", "cluster", "--name", self.cluster, "--config", str(KIND_CONFIG),
                   "--wait", "300s", "--kubeconfig", str(self.kubeconfig)],
                  "kind create cluster", CREATE_TIMEOUT_S)
             self._created = True
         else:
-            self.kubeconfig.write_text(_run(["kind", "get", "kubeconfig", "--name", self.cluster],
+            self.kubeconfig.write_text(run_command(["kind", "get", "kubeconfig", "--name", self.cluster],
                                             "kind get kubeconfig", 60))
-        _run([self.kubectl(), "--kubeconfig", str(self.kubeconfig), "wait", "--for=condition=Ready",
+        run_command([self.kubectl(), "--kubeconfig", str(self.kubeconfig), "wait", "--for=condition=Ready",
               "node", "--all", "--timeout=300s"], "waiting for the kind node to be Ready", 320)
         return self.kubeconfig
 
@@ -88,15 +75,15 @@ class KindProvider(ClusterProvider):
             args = ["docker", "build", "--file", str(image.dockerfile), "--tag", image.ref]
             for key, value in sorted(image.build_args.items()):
                 args += ["--build-arg", f"{key}={value}"]
-            _run(args + [str(image.context)], f"docker build of {image.ref}", BUILD_TIMEOUT_S)
-        _run(["kind", "load", "docker-image", "--name", self.cluster, *[i.ref for i in images]],
+            run_command(args + [str(image.context)], f"docker build of {image.ref}", BUILD_TIMEOUT_S)
+        run_command(["kind", "load", "docker-image", "--name", self.cluster, *[i.ref for i in images]],
              "kind load docker-image", 900)
 
     def dump_diagnostics(self, out_dir: pathlib.Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Node-level logs: kubelet, containerd, the control plane's containers.
         try:
-            _run(["kind", "export", "logs", str(out_dir / "kind-logs"), "--name", self.cluster],
+            run_command(["kind", "export", "logs", str(out_dir / "kind-logs"), "--name", self.cluster],
                  "kind export logs", 300)
         except ProviderError as exc:
             (out_dir / "kind-export-logs.error").write_text(str(exc))
@@ -109,5 +96,5 @@ class KindProvider(ClusterProvider):
         if not self._created:
             print(f"kind provider: cluster {self.cluster} existed before this session; left running")
         elif shutil.which("kind") is not None and self._exists():
-            _run(["kind", "delete", "cluster", "--name", self.cluster], "kind delete cluster", 300)
+            run_command(["kind", "delete", "cluster", "--name", self.cluster], "kind delete cluster", 300)
         shutil.rmtree(self._workdir, ignore_errors=True)

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from providers.base import REPO_ROOT, ClusterProvider, ImageSpec, ProviderError
+from providers.base import REPO_ROOT, ClusterProvider, ImageSpec, ProviderError, run_command
 
 NODE_DIR = REPO_ROOT / "hack" / "node"
 IMAGES_DIR = REPO_ROOT / "hack" / "images"
@@ -34,19 +34,6 @@ BUILD_TIMEOUT_S = 3600      # a cold image build: debootstrap, pip wheels, model
 DOWN_TIMEOUT_S = 300
 
 
-def _run(args: list[str], what: str, timeout: float) -> str:
-    try:
-        proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise ProviderError(f"{what}: {exc}") from None
-    except subprocess.TimeoutExpired:
-        raise ProviderError(f"{what}: not done after {timeout:.0f} s: {' '.join(args)}") from None
-    if proc.returncode != 0:
-        raise ProviderError(f"{what} failed (exit {proc.returncode}): {' '.join(args)}\n"
-                            f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc.stdout
-
-
 NODE_FLAG = "MLSERVING_NODE"
 
 
@@ -58,7 +45,7 @@ def requested() -> bool:
 
 def node_env() -> dict[str, str]:
     """Paths of the real node (hack/node/env.sh): K8S_BIN, NODE_LOGS, KUBECONFIG, ..."""
-    out = _run(["bash", str(NODE_DIR / "env.sh")], "hack/node/env.sh", 30)
+    out = run_command(["bash", str(NODE_DIR / "env.sh")], "hack/node/env.sh", 30)
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
@@ -115,7 +102,7 @@ class LocalProvider(ClusterProvider):
     def up(self) -> pathlib.Path:
         self._reused = self._running()
         self._started = not self._reused
-        out = _run(["bash", str(NODE_DIR / "up.sh")], "hack/node/up.sh", UP_TIMEOUT_S)
+        out = run_command(["bash", str(NODE_DIR / "up.sh")], "hack/node/up.sh", UP_TIMEOUT_S)
         kubeconfig = pathlib.Path(out.strip().splitlines()[-1])
         if not kubeconfig.is_file():
             raise ProviderError(f"hack/node/up.sh printed {kubeconfig}, which is not a file")
@@ -127,7 +114,7 @@ class LocalProvider(ClusterProvider):
                     "--file", str(image.dockerfile), "--context", str(image.context), "--import"]
             for key, value in sorted(image.build_args.items()):
                 args += ["--build-arg", f"{key}={value}"]
-            _run(args, f"building and importing {image.ref}", BUILD_TIMEOUT_S)
+            run_command(args, f"building and importing {image.ref}", BUILD_TIMEOUT_S)
 
     def kubectl(self) -> str:
         path = pathlib.Path(self.env["K8S_BIN"]) / "kubectl"
@@ -162,4 +149,4 @@ class LocalProvider(ClusterProvider):
         if self._reused:
             print("local provider: the node was running before this session; left running")
             return
-        _run(["bash", str(NODE_DIR / "down.sh")], "hack/node/down.sh", DOWN_TIMEOUT_S)
+        run_command(["bash", str(NODE_DIR / "down.sh")], "hack/node/down.sh", DOWN_TIMEOUT_S)
