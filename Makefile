@@ -9,7 +9,9 @@ VERSION := $(shell $(PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproj
 $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools>=77" wheel
-	$(PY) -m pip install -q -e ".[test]"
+	# Every process's extra: the tests run the server (with its scikit-learn fallback), router,
+	# operator and trainer in this one venv (tests/test_extras.py installs each extra alone).
+	$(PY) -m pip install -q -e ".[server-full,router,operator,train,test]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -28,6 +30,7 @@ e2e: venv
 
 images:
 	docker build -f Dockerfile.server -t docker.io/mlserving/server:$(VERSION) .
+	docker build -f Dockerfile.server --target server-full -t docker.io/mlserving/server-full:$(VERSION) .
 	docker build -f Dockerfile.operator -t docker.io/mlserving/operator:$(VERSION) .
 
 tools: venv

@@ -23,7 +23,10 @@ _options.intra_op_num_threads = 1
 _options.inter_op_num_threads = 1
 _session = ort.InferenceSession(str(MODEL_DIR / "model.onnx"), _options, providers=["CPUExecutionProvider"])
 _input = _session.get_inputs()[0].name
-_outputs = [(_meta.get("onnx") or {}).get("probabilities_output", "probabilities")]
+_onnx = _meta.get("onnx") or {}
+# Classifiers answer probabilities as predict_proba, regressors values as predict (our names).
+_outputs, _v2_name = (([_onnx["values_output"]], "predict") if "values_output" in _onnx
+                      else ([_onnx.get("probabilities_output", "probabilities")], "predict_proba"))
 _name = _meta.get("name", "fraud")
 _headers = [(b"content-type", b"application/json")]
 
@@ -45,7 +48,7 @@ async def app(scope, receive, send):
     X = np.asarray(tensor["data"], dtype=np.float32).reshape(tensor["shape"])
     proba = _session.run(_outputs, {_input: X})[0]
     out = orjson.dumps({"model_name": _name, "outputs": [
-        {"name": "predict_proba", "shape": list(proba.shape), "datatype": "FP32", "data": proba.ravel()}]},
+        {"name": _v2_name, "shape": list(proba.shape), "datatype": "FP32", "data": proba.ravel()}]},
         option=orjson.OPT_SERIALIZE_NUMPY)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [*_headers, (b"content-length", str(len(out)).encode())]})

@@ -45,10 +45,12 @@ class LoadResult:
 
 
 def run_wrk(url: str, body_file: Path, connections: int, duration_s: float, core: int,
-            timeout_s: float = 5.0, nice: int = 0) -> LoadResult:
+            timeout_s: float = 5.0, nice: int = 0, json_length: int | None = None) -> LoadResult:
     argv = ["nice", "-n", str(nice), "taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{duration_s:g}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA_SCRIPT), url]
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    if json_length is not None:  # a v2 binary-tensor body (Inference-Header-Content-Length)
+        env["BENCH_JSON_LENGTH"] = str(json_length)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

@@ -38,12 +38,15 @@ def http_get_status(port: int, path: str, timeout: float = 1.0) -> int | None:
         conn.close()
 
 
-def http_post_json(port: int, path: str, body: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
+def http_post_json(port: int, path: str, body: bytes, timeout: float = 10.0,
+                   headers: dict | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers=headers or {"Content-Type": "application/json"})
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        raw = resp.read()
+        length = resp.getheader("inference-header-content-length")
+        return resp.status, raw if length is None else (raw[:int(length)], raw[int(length):])
     finally:
         conn.close()
 

@@ -1,12 +1,13 @@
-"""Our inference server against MLServer 1.7.1 on the same model.joblib, in one invocation.
+"""Our inference server against MLServer 1.7.1 on the same artifact, in one invocation.
 
-    .venv/bin/python bench/server_vs_mlserver.py            # trains the default model, ~6 minutes
+    .venv/bin/python bench/server_vs_mlserver.py            # forest, XGBoost, LightGBM: ~20 minutes
+    .venv/bin/python bench/server_vs_mlserver.py --models xgboost,random_forest:multiclass --rounds 1
     .venv/bin/python bench/server_vs_mlserver.py --model-dir models/fraud/1.0.0 --duration 5
 
 Each server is pinned to core 0 with taskset and driven by wrk pinned to core 1 (this script pins
 itself to core 1 too). Servers run in turn, A B A B, for --rounds rounds; every start is timed
 from spawn to ready, and every server must answer the sample rows with the probabilities the
-model itself gives (within --tolerance) before it is timed. See bench/README.md.
+model's own framework gives (within --tolerance) before it is timed. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
+import server_models
 from server_load import LoadResult, require_tools, run_wrk
 from server_mlserver import DEFAULT_VENV, MLSERVER_VERSION, ensure_venv, mlserver_process
+from server_models import BenchModel
 from server_procs import (
     ServerProcess,
     TreeSampler,
@@ -42,6 +44,8 @@ TARGET_RPS_RATIO = 5.0
 TARGET_P99_RATIO = 0.2
 TARGET_READY_S = 1.5
 TARGET_RSS_MB = 150.0
+# Share of the bare ASGI ceiling's v2 rate our server as shipped must reach, per endpoint.
+TARGET_CEILING_SHARE = {"v2": 0.80, "predict": 0.85}
 
 
 @dataclass
@@ -52,10 +56,12 @@ class Target:
     kind: str  # "ours", "mlserver" or "ceiling"
     endpoints: dict[str, str]  # endpoint label -> path
     make: object  # () -> ServerProcess
+    v2_output: str  # the v2 output asked for, holding the scores
 
 
 @dataclass
 class Run:
+    model: str
     round: int
     server: str
     kind: str
@@ -74,9 +80,13 @@ class Run:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="random_forest,xgboost,lightgbm",
+                   help="comma-separated ALGORITHM[:DATASET] that `mlserving train` makes and every server "
+                        "serves in turn (datasets: fraud (binary, the default), multiclass, regression); "
+                        "default random_forest,xgboost,lightgbm")
     p.add_argument("--model-dir", type=Path,
-                   help="a trained version directory holding model.joblib (and metadata.json for our "
-                        "server); default: train the default model into a temporary directory")
+                   help="serve this version directory (metadata.json and the framework's own artifact) "
+                        "instead of training --models")
     p.add_argument("--duration", type=float, default=10.0, help="seconds per timed wrk run (default 10)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of untimed load per endpoint after "
                                                              "each start (default 2)")
@@ -85,15 +95,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--servers", default="ours,mlserver",
                    help="comma-separated, from ours, mlserver and ceiling (a bare ASGI callable + ONNX Runtime "
                         "on uvicorn: what any server on that stack can reach; needs model.onnx)")
-    p.add_argument("--ours-formats", default="auto,sklearn",
+    p.add_argument("--ours-formats", default="auto,native",
                    help="MODEL_FORMAT values our server is timed with; 'auto' leaves it unset (the server "
-                        "prefers model.onnx, compiled from the same estimator); default auto,sklearn")
+                        "prefers model.onnx, compiled from the same model); 'native' serves the framework's "
+                        "own artifact; default auto,native")
     p.add_argument("--mlserver-batching", default="64:0.01,32:0.005",
                    help="MLServer adaptive batching configs as max_batch_size:max_batch_time_s, comma-separated")
     p.add_argument("--mlserver-parallel-workers", type=int, default=1,
                    help="MLServer parallel_workers (default 1, its own default)")
     p.add_argument("--mlserver-venv", type=Path, default=DEFAULT_VENV)
     p.add_argument("--mlserving", default=None, help="the mlserving executable (default: .venv/bin/mlserving)")
+    p.add_argument("--mlserving-base", default=None,
+                   help="another mlserving executable (e.g. a worktree of the base commit) timed as 'base' in "
+                        "the same rounds, for A B A B comparisons of a change")
     p.add_argument("--server-core", type=int, default=0)
     p.add_argument("--load-core", type=int, default=1)
     p.add_argument("--nice", type=int, default=0,
@@ -108,88 +122,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# ---------------------------------------------------------------- model and sample rows
-
-def prepare_model(args, workdir: Path) -> Path:
-    if args.model_dir is not None:
-        model_dir = args.model_dir.resolve()
-    else:
-        out = workdir / "models"
-        cmd = [mlserving_executable(args), "train", "--model", "fraud", "--version", "1.0.0", "--out", str(out)]
-        print("training the default model:", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-        model_dir = out / "fraud" / "1.0.0"
-    if not (model_dir / "model.joblib").is_file():
-        sys.exit(f"--model-dir {model_dir}: no model.joblib in it")
-    return model_dir
-
-
-def model_identity(model_dir: Path) -> tuple[str, str]:
-    meta_file = model_dir / "metadata.json"
-    if meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        return str(meta.get("name", "fraud")), str(meta.get("version", "1.0.0"))
-    return "fraud", "1.0.0"
-
-
-def sample_rows(estimator, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows spread over the probability range, as float32 (the dtype trees compare in and v2 sends)."""
-    rng = np.random.default_rng(20240601)
-    candidates = rng.normal(0.0, 2.0, size=(2000, n_features)).astype(np.float32)
-    probs = estimator.predict_proba(candidates)[:, 1]
-    order = np.argsort(probs)
-    picks = [order[-1], order[int(len(order) * 0.9)], order[len(order) // 2], order[0]]
-    rows = candidates[picks]
-    return rows, estimator.predict_proba(rows)[:, 1]
-
-
-def as_json_floats(row: np.ndarray) -> list[float]:
-    return [float(x) for x in row]  # exact float64 images of the float32 values
-
-
-def predict_body(row: np.ndarray) -> bytes:
-    return json.dumps({"features": as_json_floats(row), "request_id": "bench"}).encode()
-
-
-def v2_body(row: np.ndarray) -> bytes:
-    return json.dumps({
-        "id": "bench",
-        "inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP32", "data": as_json_floats(row)}],
-        "outputs": [{"name": "predict_proba"}],
-    }).encode()
-
-
-def v2_probability(response: dict) -> float:
-    """The positive-class probability of a one-row v2 response (MLServer names it predict_proba)."""
-    outputs = response.get("outputs") or []
-    for out in outputs:
-        if "prob" in out.get("name", ""):
-            data = out["data"]
-            return float(data[-1] if out.get("shape", [len(data)])[-1] == 2 else data[0])
-    raise ValueError(f"no probability output in the v2 response: {response}")
-
-
 # ---------------------------------------------------------------- correctness gate
 
-def check_answers(target: Target, port: int, rows: np.ndarray, expected: np.ndarray, tolerance: float,
-                  answers: dict) -> None:
+def check_answers(target: Target, port: int, model: BenchModel, rows: np.ndarray, expected: np.ndarray,
+                  tolerance: float, answers: dict) -> None:
     for endpoint, path in target.endpoints.items():
         got = []
         for row in rows:
             if endpoint == "predict":
-                status, raw = http_post_json(port, path, predict_body(row))
-                value = json.loads(raw)["fraud_probability"] if status == 200 else None
+                status, raw = http_post_json(port, path, server_models.predict_body(row))
+                value = server_models.from_predict(model, json.loads(raw)) if status == 200 else None
+            elif endpoint == "v2bin":
+                body, json_length = server_models.v2_binary_body(row, target.v2_output)
+                status, raw = http_post_json(port, path, body, headers={
+                    "Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(json_length)})
+                value = server_models.from_v2_binary(model, *raw, target.v2_output) if status == 200 else None
             else:
-                status, raw = http_post_json(port, path, v2_body(row))
-                value = v2_probability(json.loads(raw)) if status == 200 else None
+                status, raw = http_post_json(port, path, server_models.v2_body(row, target.v2_output))
+                value = server_models.from_v2(model, json.loads(raw), target.v2_output) if status == 200 else None
             if status != 200:
                 raise RuntimeError(f"{target.label} {path}: HTTP {status}: {raw[:500]!r}; refusing to time it")
-            got.append(float(value))
+            got.append(value)
         diff = np.abs(np.array(got) - expected)
-        if diff.max() > tolerance:
-            raise RuntimeError(f"{target.label} {path} answers {got}, the model gives {expected.tolist()} "
+        if diff.max() > tolerance * max(1.0, float(np.abs(expected).max())):
+            raise RuntimeError(f"{target.label} {path} answers {got}, {model.framework} gives {expected.tolist()} "
                                f"(max |diff| {diff.max():.2e} > {tolerance:g}); refusing to time it")
-        answers[(target.label, endpoint)] = got
+        answers[(model.label, target.label, endpoint)] = got
 
 
 # ---------------------------------------------------------------- targets
@@ -201,41 +159,49 @@ def mlserving_executable(args) -> str:
     return str(local) if local.exists() else (shutil.which("mlserving") or "mlserving")
 
 
-def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str) -> list[Target]:
+def build_targets(args, workdir: Path, model: BenchModel) -> list[Target]:
     targets = []
     servers = {s.strip() for s in args.servers.split(",") if s.strip()}
     unknown = servers - {"ours", "mlserver", "ceiling"}
     if unknown:
         sys.exit(f"--servers: unknown {sorted(unknown)}; the rule: a comma-separated subset of ours,mlserver,ceiling")
+    name, model_dir = model.name, model.directory
     v2_path = f"/v2/models/{name}/infer"
     if "ours" in servers:
-        exe = mlserving_executable(args)
-        for fmt in [f.strip() for f in args.ours_formats.split(",") if f.strip()]:
-            if fmt not in ("auto", "onnx", "sklearn"):
-                sys.exit(f"--ours-formats: {fmt!r} is not one of auto, onnx, sklearn")
+        exes = [("ours", mlserving_executable(args), {"v2": v2_path, "v2bin": v2_path, "predict": "/predict"})]
+        if args.mlserving_base:
+            exes.insert(0, ("base", args.mlserving_base, {"v2": v2_path, "predict": "/predict"}))
+        for (who, exe, endpoints), fmt in [(e, f.strip()) for e in exes for f in args.ours_formats.split(",")
+                                           if f.strip()]:
+            if fmt not in ("auto", "onnx", "native", "sklearn"):
+                sys.exit(f"--ours-formats: {fmt!r} is not one of auto, onnx, native")
+            has_onnx = (model_dir / "model.onnx").is_file()
+            if (fmt == "onnx" and not has_onnx) or (fmt in ("native", "sklearn") and not has_onnx and "auto" in
+                                                    args.ours_formats):
+                continue  # nothing to serve, or the same as auto
 
-            def make(fmt=fmt, exe=exe) -> ServerProcess:
+            def make(fmt=fmt, exe=exe, who=who) -> ServerProcess:
                 port = free_port()
                 env = {"MODEL_PATH": str(model_dir), "MODEL_NAME": name, "PORT": str(port),
-                       "LOG_LEVEL": "warning"}
+                       "LOG_LEVEL": "warning", "METRICS_PORT": "0"}  # no second port to collide on
                 if fmt != "auto":
                     env["MODEL_FORMAT"] = fmt
-                return ServerProcess(label=f"ours {fmt}", argv=[exe, "serve"], env=env, port=port,
+                return ServerProcess(label=f"{who} {fmt}", argv=[exe, "serve"], env=env, port=port,
                                      ready_path="/health/ready", core=args.server_core,
-                                     log_path=str(workdir / f"ours-{fmt}.log"), nice=args.nice)
-            targets.append(Target(f"ours {fmt}", "ours", {"v2": v2_path, "predict": "/predict"}, make))
-    if "ceiling" in servers:
-        if not (model_dir / "model.onnx").is_file():
-            sys.exit(f"--servers ceiling needs {model_dir / 'model.onnx'}")
-
+                                     log_path=str(workdir / f"{model.label}-{who}-{fmt}.log"), nice=args.nice)
+            label = f"{who} {model.framework}" if fmt in ("native", "sklearn") else f"{who} {fmt}"
+            targets.append(Target(label, "ours", endpoints, make, model.v2_output))
+    if "ceiling" in servers and (model_dir / "model.onnx").is_file():
         def make_ceiling() -> ServerProcess:
             port = free_port()
             argv = [sys.executable, "-m", "uvicorn", "server_ceiling_app:app", "--app-dir", str(REPO / "bench"),
                     "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"]
             return ServerProcess(label="bare ASGI ceiling", argv=argv, env={"MODEL_PATH": str(model_dir)},
                                  port=port, ready_path="/ready", core=args.server_core,
-                                 log_path=str(workdir / "ceiling.log"), nice=args.nice)
-        targets.append(Target("bare ASGI ceiling", "ceiling", {"v2": v2_path}, make_ceiling))
+                                 log_path=str(workdir / f"{model.label}-ceiling.log"), nice=args.nice)
+        targets.append(Target("bare ASGI ceiling", "ceiling", {"v2": v2_path}, make_ceiling, model.v2_output))
+    elif "ceiling" in servers:
+        print(f"{model.label}: no model.onnx, so no ceiling (it runs ONNX Runtime)", flush=True)
     if "mlserver" in servers:
         mlserver = ensure_venv(args.mlserver_venv)
         for spec in [s.strip() for s in args.mlserver_batching.split(",") if s.strip()]:
@@ -246,10 +212,10 @@ def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str)
                 sys.exit(f"--mlserver-batching: {spec!r} is not max_batch_size:max_batch_time_s (e.g. 64:0.01)")
 
             def make(size=size, batch_time=batch_time) -> ServerProcess:
-                return mlserver_process(mlserver, workdir, name, version, model_dir / "model.joblib", size,
-                                        batch_time, args.mlserver_parallel_workers, args.server_core,
-                                        args.nice)
-            targets.append(Target(f"MLServer {size}/{batch_time * 1000:g}ms", "mlserver", {"v2": v2_path}, make))
+                return mlserver_process(mlserver, workdir, model, size, batch_time, args.mlserver_parallel_workers,
+                                        args.server_core, args.nice)
+            targets.append(Target(f"MLServer {size}/{batch_time * 1000:g}ms", "mlserver", {"v2": v2_path}, make,
+                                  model.mlserver_output()))
     if not targets:
         sys.exit("--servers chose nothing to run")
     return targets
@@ -257,30 +223,44 @@ def build_targets(args, workdir: Path, model_dir: Path, name: str, version: str)
 
 # ---------------------------------------------------------------- timing
 
-def time_target(target: Target, round_no: int, args, rows, expected, bodies: dict, connections: list[int],
-                answers: dict, ready_times: dict) -> list[Run]:
+def write_bodies(workdir: Path, model: BenchModel, row: np.ndarray, output: str) -> tuple[dict, dict]:
+    """wrk's POST bodies per endpoint, and the JSON header length of the binary one."""
+    stem = workdir / f"body-{model.label}-{output}".replace(":", "-")
+    bodies = {"v2": stem.with_suffix(".v2.json"), "predict": stem.with_suffix(".predict.json"),
+              "v2bin": stem.with_suffix(".v2.bin")}
+    bodies["v2"].write_bytes(server_models.v2_body(row, output))
+    bodies["predict"].write_bytes(server_models.predict_body(row))
+    binary, json_length = server_models.v2_binary_body(row, output)
+    bodies["v2bin"].write_bytes(binary)
+    return bodies, {"v2bin": json_length}
+
+
+def time_target(target: Target, round_no: int, args, model: BenchModel, rows, expected, workdir: Path,
+                connections: list[int], answers: dict, ready_times: dict) -> list[Run]:
+    bodies, json_lengths = write_bodies(workdir, model, rows[0], target.v2_output)
     server = target.make()
-    print(f"[round {round_no}] starting {target.label} ...", flush=True)
+    print(f"[{model.label} round {round_no}] starting {target.label} ...", flush=True)
     ready_s = server.start(args.ready_timeout)
     ready_times.setdefault(target.label, []).append(ready_s)
     runs = []
     try:
-        check_answers(target, server.port, rows, expected, args.tolerance, answers)
+        check_answers(target, server.port, model, rows, expected, args.tolerance, answers)
         for endpoint, path in target.endpoints.items():
             url = f"http://127.0.0.1:{server.port}{path}"
             if args.warmup > 0:
-                run_wrk(url, bodies[endpoint], max(connections), args.warmup, args.load_core, nice=args.nice)
+                run_wrk(url, bodies[endpoint], max(connections), args.warmup, args.load_core, nice=args.nice,
+                        json_length=json_lengths.get(endpoint))
             for conns in connections:
                 load1 = os.getloadavg()[0]
                 cpu0, busy0, t0 = (tree_cpu_seconds(server.proc.pid), core_busy_seconds(args.server_core),
                                    time.monotonic())
                 with TreeSampler(server.proc.pid) as sampler:
                     result: LoadResult = run_wrk(url, bodies[endpoint], conns, args.duration, args.load_core,
-                                                  nice=args.nice)
+                                                  nice=args.nice, json_length=json_lengths.get(endpoint))
                 wall = time.monotonic() - t0
                 cpu_share = (tree_cpu_seconds(server.proc.pid) - cpu0) / wall
                 other_share = max(0.0, (core_busy_seconds(args.server_core) - busy0) / wall - cpu_share)
-                run = Run(round_no, target.label, target.kind, endpoint, conns, result.rps, result.p50_ms,
+                run = Run(model.label, round_no, target.label, target.kind, endpoint, conns, result.rps, result.p50_ms,
                           result.p99_ms, result.errors, cpu_share, other_share, result.wrk_cpu_share,
                           sampler.peak_rss / 2**20, load1)
                 runs.append(run)
@@ -351,8 +331,11 @@ def report(summary: dict, ready_times: dict, connections: list[int]) -> list[str
     ceiling = next((v for k, v in summary.items() if k[1] == "ceiling" and k[3] == top), None)
     if ceiling and ours:
         for (server, _kind, endpoint, _c), s in sorted(ours.items()):
-            lines.append(f"{server} {endpoint} reaches {s['rps'] / ceiling['rps']:.0%} of the bare ASGI ceiling's rps "
-                         f"({ceiling['rps']:,.0f}) at {top} connections")
+            share = s["rps"] / ceiling["rps"]
+            target = TARGET_CEILING_SHARE.get(endpoint) if server == "ours auto" else None
+            judged = f" ({verdict(share >= target)} >= {target:.0%})" if target else ""
+            lines.append(f"{server} {endpoint} reaches {share:.0%} of the bare ASGI ceiling's rps "
+                         f"({ceiling['rps']:,.0f}) at {top} connections{judged}")
     for label, times in ready_times.items():
         if label.startswith("ours"):
             lines.append(f"{label} start to ready (max) {max(times):.2f} s "
@@ -364,21 +347,25 @@ def report(summary: dict, ready_times: dict, connections: list[int]) -> list[str
     return lines
 
 
-def header(args, model_dir: Path, estimator, name: str, version: str) -> list[str]:
+def header(args) -> list[str]:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], check=False,
                             capture_output=True, text=True).stdout.strip()
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
-    params = {k: estimator.get_params().get(k) for k in ("n_estimators", "max_depth", "n_jobs")}
     return [
         (f"date {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, commit {commit}, {platform.node()}, "
         f"{os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.2f}"),
-        (f"model {name} {version} from {model_dir}: {type(estimator).__name__} {params}, "
-        f"{estimator.n_features_in_} features"),
         (f"servers pinned to core {args.server_core}, wrk -t1 pinned to core {args.load_core}; "
         f"{args.rounds} rounds x {args.duration:g} s per run, {args.warmup:g} s warm-up per endpoint; "
         f"MLServer {MLSERVER_VERSION}, parallel_workers {args.mlserver_parallel_workers}; nice {args.nice:+d}"),
     ]
+
+
+def bench_models(args, workdir: Path) -> list[BenchModel]:
+    if args.model_dir is not None:
+        return [server_models.load(args.model_dir.name, args.model_dir.resolve())]
+    specs = [m.strip() for m in args.models.split(",") if m.strip()]
+    return [server_models.load(spec, server_models.train(mlserving_executable(args), workdir, spec)) for spec in specs]
 
 
 def main(argv=None) -> int:
@@ -389,47 +376,44 @@ def main(argv=None) -> int:
     os.sched_setaffinity(0, {args.load_core})  # keep this script's own polling off the server's core
     connections = [int(c) for c in args.connections.split(",")]
     workdir = Path(tempfile.mkdtemp(prefix="mlserving-bench-"))
-    model_dir = prepare_model(args, workdir)
-    name, version = model_identity(model_dir)
-    estimator = joblib.load(model_dir / "model.joblib")
-    rows, expected = sample_rows(estimator, estimator.n_features_in_)
-    top_row = rows[0]
-    bodies = {"v2": workdir / "body-v2.json", "predict": workdir / "body-predict.json"}
-    bodies["v2"].write_bytes(v2_body(top_row))
-    bodies["predict"].write_bytes(predict_body(top_row))
-    targets = build_targets(args, workdir, model_dir, name, version)
-
-    lines = header(args, model_dir, estimator, name, version)
+    models = bench_models(args, workdir)
+    lines = header(args)
     print("\n".join(lines), flush=True)
-    print(f"sample rows' fraud probabilities (the model's own): {np.round(expected, 6).tolist()}", flush=True)
 
     runs: list[Run] = []
     answers: dict = {}
-    ready_times: dict[str, list[float]] = {}
-    try:
-        for round_no in range(1, args.rounds + 1):
-            for target in targets:
-                runs += time_target(target, round_no, args, rows, expected, bodies, connections, answers,
-                                    ready_times)
-    except RuntimeError as exc:  # a server that fails to start, answers wrong, or wrk failing
-        print(f"benchmark stopped: {exc}", file=sys.stderr)
-        return 2
-
-    values = np.array(list(answers.values()))
-    spread = float((values.max(axis=0) - values.min(axis=0)).max()) if len(values) else 0.0
-    summary = summarize(runs)
-    lines += [(f"correctness: every server and endpoint within {args.tolerance:g} of the model's own "
-              f"probabilities on {len(rows)} rows; largest difference between servers {spread:.1e}")]
-    lines += report(summary, ready_times, connections)
-    total_errors = sum(s["errors"] for s in summary.values())
+    total_errors = 0
+    for model in models:
+        rows, expected = server_models.sample_rows(model)
+        targets = build_targets(args, workdir, model)
+        print(model.describe(), flush=True)
+        print(f"sample rows' answers ({model.framework}'s own): {np.round(expected, 6).tolist()}", flush=True)
+        model_runs: list[Run] = []
+        ready_times: dict[str, list[float]] = {}
+        try:
+            for round_no in range(1, args.rounds + 1):
+                for target in targets:
+                    model_runs += time_target(target, round_no, args, model, rows, expected, workdir, connections,
+                                              answers, ready_times)
+        except RuntimeError as exc:  # a server that fails to start, answers wrong, or wrk failing
+            print(f"benchmark stopped: {exc}", file=sys.stderr)
+            return 2
+        values = np.array([v for k, v in answers.items() if k[0] == model.label])
+        spread = float(np.abs(values.max(axis=0) - values.min(axis=0)).max()) if len(values) else 0.0
+        summary = summarize(model_runs)
+        lines += ["", f"## {model.describe()}",
+                  (f"correctness: every server and endpoint within {args.tolerance:g} of {model.framework}'s own "
+                   f"answers on {len(rows)} rows; largest difference between servers {spread:.1e}")]
+        lines += report(summary, ready_times, connections)
+        total_errors += sum(s["errors"] for s in summary.values())
+        runs += model_runs
     if total_errors:
-        lines.append(f"WARNING: wrk counted {total_errors} non-2xx responses or socket errors (see the table)")
-    print("\n".join(lines[3:]))
+        lines.append(f"WARNING: wrk counted {total_errors} non-2xx responses or socket errors (see the tables)")
+    print("\n".join(lines[2:]))
 
     out = args.json_out or REPO / "bench" / "results" / f"server_vs_mlserver-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"header": lines[:3], "runs": [asdict(r) for r in runs],
-                               "ready_times_s": ready_times, "report": lines}, indent=2))
+    out.write_text(json.dumps({"header": lines[:2], "runs": [asdict(r) for r in runs], "report": lines}, indent=2))
     print(f"\nfigures written to {out}; server logs in {workdir}")
     return 1 if total_errors else 0
 

@@ -8,9 +8,12 @@ import sys
 # only when chosen so `mlserving train` never pays for the server or operator imports.
 SUBCOMMANDS = {
     "train": ("mlserving.training.cli", "train a model and write a versioned registry entry"),
+    "import": ("mlserving.training.import_cli", "turn a scikit-learn, XGBoost or LightGBM artifact into a registry entry"),
     "serve": ("mlserving.server.cli", "serve one model version over HTTP"),
     "router": ("mlserving.server.router.cli", "split traffic between model variants"),
     "operator": ("mlserving.operator.cli", "reconcile ModelDeployment resources"),
+    "fetch": ("mlserving.cli.fetch", "download or copy a model version into a directory (init container)"),
+    "rollout": ("mlserving.cli.rollout", "pause, resume, promote, abort or retry a rollout, or show its status"),
 }
 
 

@@ -292,7 +292,8 @@ for line in "${LINES[@]}"; do
 	[[ -f $path/metadata.json ]] || die "variant $name wants $MODEL $version, but $path/metadata.json does not exist"
 	port=$(free_port)
 	start "server $name ($MODEL $version)" "$WORK/server-$name.log" \
-		"$MLSERVING" serve --model-path "$path" --host 127.0.0.1 --port "$port" --log-level warning
+		"$MLSERVING" serve --model-path "$path" --host 127.0.0.1 --port "$port" --log-level warning \
+		--metrics-port "$(free_port)"  # each local process its own: the default 9090 is one per machine
 	VARIANTS+=("$name")
 	SERVER_PORTS+=("$port")
 	SERVER_PIDS+=("${PIDS[-1]}")
@@ -309,7 +310,7 @@ local_table
 ROUTER_PORT=${DEMO_PORT:-8080}
 port_free "$ROUTER_PORT" || { echo "    port $ROUTER_PORT is taken: using a free one"; ROUTER_PORT=$(free_port); }
 start router "$WORK/router.log" "$MLSERVING" router --config "$WORK/routing.json" \
-	--host 127.0.0.1 --port "$ROUTER_PORT" --log-level warning
+	--host 127.0.0.1 --port "$ROUTER_PORT" --log-level warning --metrics-port "$(free_port)"
 wait_ready router "http://127.0.0.1:$ROUTER_PORT/health/ready" "${PIDS[-1]}" "$WORK/router.log"
 if [[ $KEEP == 1 ]]; then
 	echo "    DEMO_KEEP=1: a loop copies each new $MD-routing into the router's table (every 2 s),"

@@ -10,6 +10,10 @@ Rules:
 - Pruning: objects of each child kind carrying our instance and managed-by labels and our owner
   uid, but no longer desired, are deleted (with a uid precondition, so a newer object of the same
   name is never hit).
+- Handing ``replicas`` to an HPA: a field we stop applying is removed, and the API server then
+  defaults a Deployment's ``replicas`` to 1. So before the first apply without ``replicas``, a
+  second field manager (``HANDOVER_MANAGER``) applies the live count; the field stays at that
+  value, owned by it, until the HPA's own writes take it over.
 """
 
 from __future__ import annotations
@@ -19,18 +23,13 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from mlserving.operator.kubeapi import ApiError, Kind, KubeApi, kind_of
+from mlserving.operator import naming
+from mlserving.operator.kinds import Kind, apply_rank, kind_of_object
+from mlserving.operator.kubeapi import ApiError, KubeApi
+from mlserving.operator.spec import KIND as MD_KIND
 
-FIELD_MANAGER = "mlserving-operator"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-INSTANCE_LABEL = "app.kubernetes.io/instance"
-MD_API_VERSION = "mlserving.io/v1alpha1"
-MD_KIND = "ModelDeployment"
-
-# Dependencies first: the routing ConfigMap and RBAC before the router that reads them,
-# Services before Deployments, scalers and budgets after what they point at.
-_KIND_ORDER = ["ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service", "Deployment",
-               "HorizontalPodAutoscaler", "PodDisruptionBudget", "HTTPRoute"]
+FIELD_MANAGER = naming.FIELD_MANAGER
+HANDOVER_MANAGER = f"{naming.FIELD_MANAGER}-handover"
 
 
 class OwnershipConflict(Exception):
@@ -68,12 +67,6 @@ class ApplyOutcome:
         return [obj for obj in self.live if obj.get("kind") == kind]
 
 
-def owner_reference(md: dict) -> dict:
-    meta = md["metadata"]
-    return {"apiVersion": MD_API_VERSION, "kind": MD_KIND, "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
-
-
 def controller_of(obj: dict) -> dict | None:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
@@ -87,7 +80,20 @@ def describe(obj: dict) -> str:
 
 
 def selector_for(md_name: str) -> str:
-    return f"{INSTANCE_LABEL}={md_name},{MANAGED_BY_LABEL}={FIELD_MANAGER}"
+    return f"{naming.LABEL_INSTANCE}={md_name},{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+
+
+def _our_apply_entry(obj: dict) -> dict | None:
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+                and not entry.get("subresource")):
+            return entry
+    return None
+
+
+def we_apply_replicas(obj: dict) -> bool:
+    entry = _our_apply_entry(obj) or {}
+    return "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
 
 
 def our_fields_fingerprint(obj: dict) -> str | None:
@@ -97,41 +103,35 @@ def our_fields_fingerprint(obj: dict) -> str | None:
     managedFields entry, so the digest changes; status and scale updates by controllers do not
     touch it. This is how a hand edit is told apart from routine controller writes cheaply.
     """
-    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
-        if (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
-                and not entry.get("subresource")):
-            raw = json.dumps(entry.get("fieldsV1") or {}, sort_keys=True, separators=(",", ":"))
-            return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
-    return None
+    entry = _our_apply_entry(obj)
+    if entry is None:
+        return None
+    raw = json.dumps(entry.get("fieldsV1") or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
 def _prepared(md: dict, child: dict) -> dict:
-    """The child as sent: namespace and our controller reference are set whatever the renderer did."""
-    meta = child.setdefault("metadata", {})
-    meta["namespace"] = md["metadata"]["namespace"]
-    refs = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != md["metadata"]["uid"]]
-    meta["ownerReferences"] = [owner_reference(md)] + [r for r in refs if not r.get("controller")]
-    meta.pop("resourceVersion", None)
-    meta.pop("managedFields", None)
+    """The child as sent. The renderer sets namespace and owner reference (children/common.py);
+    a child that is not controlled by ``md`` would escape the ownership check, so it is refused."""
+    meta = child.get("metadata") or {}
+    ref = controller_of(child) or {}
+    if meta.get("namespace") != md["metadata"]["namespace"] or ref.get("uid") != md["metadata"]["uid"]:
+        raise ValueError(f"{describe(child)} is not a namespaced child controlled by "
+                         f"{MD_KIND} {md['metadata']['name']} (uid {md['metadata']['uid']})")
     return child
 
 
 def sort_children(children: list[dict]) -> list[dict]:
-    rank = {k: i for i, k in enumerate(_KIND_ORDER)}
-    return sorted(children, key=lambda c: rank.get(c.get("kind"), len(rank)))
-
-
-# Children applied together, wave after wave: what a wave needs exists before it is written
-# (the router's RBAC and routing table before its Deployment, workloads before their HPA/PDB).
-_WAVES = [{"ConfigMap", "ServiceAccount", "Role", "RoleBinding", "Service"}, {"Deployment"}]
+    """In the kinds table's order (operator/kinds.py): dependencies first."""
+    return sorted(children, key=apply_rank)
 
 
 def waves(children: list[dict]) -> list[list[dict]]:
-    out: list[list[dict]] = [[] for _ in range(len(_WAVES) + 1)]
+    """Children applied together, wave after wave: what a wave needs exists before it is written."""
+    out: dict[int, list[dict]] = {}
     for child in sort_children(children):
-        index = next((i for i, kinds in enumerate(_WAVES) if child.get("kind") in kinds), len(_WAVES))
-        out[index].append(child)
-    return [wave for wave in out if wave]
+        out.setdefault(kind_of_object(child).wave, []).append(child)
+    return [out[wave] for wave in sorted(out)]
 
 
 class ChildApplier:
@@ -173,7 +173,7 @@ class ChildApplier:
                 return found
             # Not labelled as ours: it may still exist under that name, made by someone else.
             # The watch cache is enough here (no etcd read per child of every new object).
-            return self.api.get(kind_of(child["apiVersion"], child["kind"]), namespace,
+            return self.api.get(kind_of_object(child), namespace,
                                 child["metadata"]["name"], cached=True)
 
         conflicts, waiting = [], []
@@ -205,9 +205,10 @@ class ChildApplier:
     def apply(self, md: dict, desired: list[dict], kinds: list[Kind]) -> ApplyOutcome:
         """Check, apply wave by wave, then prune. Raises OwnershipConflict,
         WaitingForPredecessor or ApplyFailed; ApiError from the reads before any write."""
-        desired = sort_children([_prepared(md, dict(child)) for child in desired])
+        desired = sort_children([_prepared(md, child) for child in desired])
         existing = self.existing_children(md, kinds)
         self.check_ownership(md, desired, existing)
+        self.hand_over_replicas(desired, existing)
 
         outcome = ApplyOutcome()
         applied: list[str] = []
@@ -222,17 +223,38 @@ class ChildApplier:
                 applied.append(describe(child))
             if failed:  # the wave's other writes are done; later waves are not started
                 raise ApplyFailed(describe(failed[0]), failed[1], applied, len(desired)) from failed[1]
+        self.prune(md, desired, existing, outcome, applied)
+        return outcome
 
+    def hand_over_replicas(self, desired: list[dict], existing: dict[tuple[str, str], dict]) -> None:
+        """Keep the live replica count of a Deployment whose ``replicas`` we stop applying."""
+        for child in desired:
+            meta = child["metadata"]
+            live = existing.get((child["kind"], meta["name"]))
+            if child["kind"] != "Deployment" or "replicas" in child["spec"] or live is None \
+                    or not we_apply_replicas(live):
+                continue
+            keep = {"apiVersion": child["apiVersion"], "kind": child["kind"],
+                    "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+                    "spec": {"replicas": live["spec"]["replicas"]}}
+            try:
+                self.api.apply(keep, HANDOVER_MANAGER, force=True)
+            except ApiError as exc:
+                raise ApplyFailed(f"handing the replicas of {describe(child)} to its HPA", exc, [],
+                                  len(desired)) from exc
+
+    def prune(self, md: dict, desired: list[dict], existing: dict[tuple[str, str], dict],
+              outcome: ApplyOutcome, applied: list[str]) -> None:
+        """Delete our children that are no longer desired (only those controlled by ``md``)."""
         wanted = {(c["kind"], c["metadata"]["name"]) for c in desired}
         uid = md["metadata"]["uid"]
         for key, obj in existing.items():
             ref = controller_of(obj)
             if key in wanted or not ref or ref.get("uid") != uid:
                 continue
-            kind = kind_of(obj["apiVersion"], obj["kind"])
             try:
-                if self.api.delete(kind, md["metadata"]["namespace"], key[1], uid=obj["metadata"]["uid"]):
+                if self.api.delete(kind_of_object(obj), md["metadata"]["namespace"], key[1],
+                                   uid=obj["metadata"]["uid"]):
                     outcome.pruned.append(describe(obj))
             except ApiError as exc:
                 raise ApplyFailed(f"pruning {describe(obj)}", exc, applied, len(desired)) from exc
-        return outcome

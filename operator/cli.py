@@ -2,9 +2,9 @@
 
 Watches all namespaces, or only those given with ``--namespace`` (repeatable). Environment:
 MLSERVING_SERVER_IMAGE and the other renderer settings (operator/settings.py),
-MLSERVING_LEASE_NAME (mlserving-operator), MLSERVING_LEASE_NAMESPACE (the pod's namespace, else
-mlserving-system), MLSERVING_LEASE_DURATION (15 s), POD_NAME (the replica's identity in the
-Lease), MLSERVING_RESYNC_SECONDS (300).
+MLSERVING_LEASE_NAME (mlserving-operator), MLSERVING_LEASE_NAMESPACE (the pod's namespace;
+outside a pod the first --namespace, else mlserving-system), MLSERVING_LEASE_DURATION (15 s),
+POD_NAME (the replica's identity in the Lease), MLSERVING_RESYNC_SECONDS (300).
 
 The liveness endpoint is served by this module, not by kopf: kopf starts its probe only after
 the startup handlers, and a standby replica waits in its startup handler for the Lease, so a
@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster credentials, else $KUBECONFIG)")
     parser.add_argument("--liveness", metavar="URL",
                         help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("MLSERVING_METRICS_PORT", "0")),
+                        help="serve the rollout metrics on this port at /metrics (env MLSERVING_METRICS_PORT; "
+                             "default 0, off; deploy/ runs the operator with 9090)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("MLSERVING_OPERATOR_WORKERS", "8")),
                         help="reconciles running at once (env MLSERVING_OPERATOR_WORKERS, default 8)")
     parser.add_argument("--log-level", default=os.environ.get("MLSERVING_LOG_LEVEL", "INFO"),
@@ -78,26 +81,25 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(f"mlserving operator: error: --workers must be at least 1, got {args.workers}", file=sys.stderr)
         return 2
-    if args.kubeconfig:
-        # kopf's own login (through the kubernetes client) reads $KUBECONFIG: one source for both.
-        os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
-
     import kopf
     from mlserving.operator import handlers
-    from mlserving.operator.kubeapi import KubeApi, load_configuration
+    from mlserving.operator.kubeapi import KubeApi
     from mlserving.operator.leader import LeaseConfig
     from mlserving.operator.settings import OperatorSettings
+    from mlserving.server.logs import JsonFormatter
 
     kopf.configure(log_format=kopf.LogFormat.FULL, verbose=level == "DEBUG", quiet=level in ("WARNING", "ERROR"))
+    for handler in logging.getLogger().handlers:  # kopf's handler: the same JSON lines as server and router
+        handler.setFormatter(JsonFormatter())
     logging.getLogger("mlserving").setLevel(level)
     if level != "DEBUG":
         # kopf logs one INFO line per handler run, i.e. per child event: reconcile.py logs what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     try:
         settings = OperatorSettings.from_env()
-        lease = LeaseConfig.from_env()
+        lease = LeaseConfig.from_env(watched=list(args.namespace))
         resync = handlers.resync_seconds_from_env()
-        api = KubeApi(load_configuration(args.kubeconfig))
+        api = KubeApi.from_kubeconfig(args.kubeconfig)
     except Exception as exc:  # noqa: BLE001 (bad environment or kubeconfig: say which and stop)
         print(f"mlserving operator: error: {exc}", file=sys.stderr)
         return 2
@@ -115,6 +117,14 @@ def run(args: argparse.Namespace) -> int:
         if not runtime.elector.healthy():
             return False, "leader without a renewed lease"
         return True, "leader" if runtime.elector.is_leader else "standby"
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+        try:
+            start_http_server(args.metrics_port, registry=runtime.reconciler.rollout_controller.metrics.registry)
+        except OSError as exc:
+            print(f"mlserving operator: error: --metrics-port {args.metrics_port}: {exc}", file=sys.stderr)
+            return 2
 
     if args.liveness:
         try:
@@ -142,5 +152,13 @@ def run(args: argparse.Namespace) -> int:
         "mlserving operator %s: %s, lease %s/%s, server image %s", lease.identity,
         "namespaces " + ",".join(args.namespace) if args.namespace else "all namespaces",
         lease.namespace, lease.name, settings.server_image)
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except Exception as exc:
+        # kopf wraps a start-up handler's PermanentError (a missing CRD or Lease namespace): its
+        # message says what to do, a traceback would only bury it.
+        if isinstance(exc.__cause__, kopf.PermanentError):
+            print(f"mlserving operator: error: {exc.__cause__}", file=sys.stderr)
+            return 1
+        raise
     return 0

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from mlserving.operator.kubeapi import KINDS, ApiError, KubeApi
+from mlserving.operator.kinds import EVENT
+from mlserving.operator.kubeapi import ApiError, KubeApi
 
 log = logging.getLogger("mlserving.operator.events")
-EVENT = KINDS[("v1", "Event")]
 COMPONENT = "mlserving-operator"
 MAX_MESSAGE = 1024
 

@@ -23,19 +23,20 @@ from dataclasses import dataclass, field
 
 import kopf
 from mlserving.operator import naming
-from mlserving.operator.apply import MD_KIND, controller_of, our_fields_fingerprint
+from mlserving.operator.apply import controller_of, our_fields_fingerprint
 from mlserving.operator.children import child_kinds
 from mlserving.operator.gateway import GatewayDetector
-from mlserving.operator.kubeapi import KINDS, ApiError, KubeApi
-from mlserving.operator.leader import LeaderElector, LeaseConfig
+from mlserving.operator.kinds import MODEL_DEPLOYMENT
+from mlserving.operator.kubeapi import ApiError, KubeApi
+from mlserving.operator.leader import LeaderElector, LeaseConfig, LeaseNamespaceMissing
 from mlserving.operator.reconcile import Reconciler, Result
 from mlserving.operator.requeue import Requeue
+from mlserving.operator.rollout.machine import COMMAND_ANNOTATION
 from mlserving.operator.settings import OperatorSettings
-from mlserving.operator.spec import API_GROUP, PLURAL
+from mlserving.operator.spec import API_GROUP, KIND, PLURAL
 
 log = logging.getLogger("mlserving.operator")
-VERSION = "v1alpha1"
-MODEL_DEPLOYMENT = KINDS[("mlserving.io/v1alpha1", "ModelDeployment")]
+VERSION = MODEL_DEPLOYMENT.version
 CHILD_LABELS = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
 STATUS_REFRESH_DELAY = 1.0
 
@@ -71,9 +72,15 @@ def _runtime() -> Runtime:
 
 
 # -- startup / cleanup -------------------------------------------------------------------------
-@kopf.on.startup()
-async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
-    rt = _runtime()
+@kopf.on.login()
+def login(**_) -> kopf.ConnectionInfo:
+    """kopf's watches use the credentials KubeApi uses (operator/kubeconfig.py): one source."""
+    return _runtime().api.credentials.to_kopf()
+
+
+def apply_kopf_settings(settings: kopf.OperatorSettings, workers: int) -> None:
+    """Our choices of kopf settings (docs/operator.md explains each). hack/kopf-floor.sh runs this
+    against the lowest kopf pyproject.toml allows."""
     # Only our own Events (reconcile.py) reach the cluster; kopf's per-handler log lines do not.
     settings.posting.enabled = False
     # Progress and the last-handled spec go to annotations under our domain: the status schema is
@@ -84,20 +91,26 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
     # No handler needs a finalizer (children go by ownerReference garbage collection); name it
     # ours anyway so a future one is recognisable.
     settings.persistence.finalizer = "mlserving.io/operator"
-    # The kinds are fixed and the CRD is checked below: no need to list/watch CRDs and namespaces.
+    # The kinds are fixed and the CRD is checked at startup: no need to list/watch CRDs and namespaces.
     settings.scanning.disabled = True
     # Leader election is ours (leader.py); kopf peering would freeze equal-priority replicas.
     settings.peering.standalone = True
-    settings.execution.max_workers = rt.workers
+    settings.execution.max_workers = workers
     # Children are filtered by the API server, not in here: the operator never receives (nor
     # parses) the ConfigMaps, Services, ... that are not its own.
-    for _api_version, _kind, plural in child_kinds():
-        settings.watching.label_selectors[plural] = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
+    for kind in child_kinds():
+        settings.watching.label_selectors[kind.plural] = f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}"
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
+
+
+@kopf.on.startup()
+async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
+    rt = _runtime()
+    apply_kopf_settings(settings, rt.workers)
 
     while True:  # the API server may still be starting: wait for it without a traceback per try
         try:
@@ -109,7 +122,7 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
     if VERSION not in versions:
         raise kopf.PermanentError(
             f"the CRD {PLURAL}.{API_GROUP} ({API_GROUP}/{VERSION}) is not installed: "
-            "kubectl apply -k deploy/ (or kubectl apply -f crds/)")
+            "kubectl apply -k crds/ (or kubectl apply -k deploy/ for the operator as well)")
 
     elector = rt.elector
     log.info("operator %s: waiting for lease %s/%s", rt.lease.identity, rt.lease.namespace, rt.lease.name)
@@ -118,6 +131,8 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
         try:
             if await asyncio.to_thread(elector.try_acquire_or_renew):
                 break
+        except LeaseNamespaceMissing as exc:
+            raise kopf.PermanentError(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001 (API errors while campaigning: keep trying)
             log.warning("lease %s/%s: %s", rt.lease.namespace, rt.lease.name, exc)
         if not announced:
@@ -131,6 +146,10 @@ async def configure_kopf(settings: kopf.OperatorSettings, **_) -> None:
     rt.requeue = Requeue(full=rt.reconciler.reconcile_by_name, status=rt.reconciler.refresh_status,
                          workers=max(2, rt.workers // 2))
     rt.requeue.start()
+    loop = asyncio.get_running_loop()
+    # A rollout asks for its next look from the reconcile thread.
+    rt.reconciler.schedule = lambda namespace, name, delay: loop.call_soon_threadsafe(
+        rt.requeue.kick, namespace, name, True, delay)
     asyncio.create_task(_resync_forever(rt), name="mlserving resync")
 
 
@@ -152,6 +171,17 @@ def reconcile_model_deployment(body: kopf.Body, retry: int, **_) -> None:
     _raise_for(result, retry)
 
 
+@kopf.on.event(API_GROUP, VERSION, PLURAL, annotations={COMMAND_ANNOTATION: kopf.PRESENT}, id="rollout-command")
+async def rollout_command(event: kopf.RawEvent, namespace: str, name: str, **_) -> None:
+    """A rollout command annotation set (pause, resume, ...): a full reconcile carries it out and
+    removes it. kopf's update handler does not fire for it: annotations under our prefix, where
+    kopf keeps its own state, are left out of the diff it compares."""
+    rt = RUNTIME
+    if rt is None or rt.requeue is None or event.get("type") == "DELETED":
+        return
+    rt.requeue.kick(namespace, name, full=True)
+
+
 def _raise_for(result: Result, retry: int) -> None:
     if result.kind == "permanent":
         raise kopf.PermanentError(result.message)
@@ -167,7 +197,7 @@ async def child_changed(event: kopf.RawEvent, body: kopf.Body, **_) -> None:
     if rt is None or rt.requeue is None:
         return
     owner = controller_of(body)
-    if not owner or owner.get("kind") != MD_KIND:
+    if not owner or owner.get("kind") != KIND:
         return
     meta = body.get("metadata") or {}
     namespace, uid = meta.get("namespace"), meta.get("uid")
@@ -201,9 +231,9 @@ def _rollout_state(deployment: kopf.Body) -> tuple:
             status.get("updatedReplicas"), status.get("readyReplicas"), status.get("availableReplicas"), conditions)
 
 
-for _api_version, _kind, _plural in child_kinds():
-    _group, _, _version = _api_version.rpartition("/")
-    kopf.on.event(_group, _version, _plural, labels=CHILD_LABELS, id=f"watch-{_plural}")(child_changed)
+for _child in child_kinds():
+    kopf.on.event(_child.group, _child.version, _child.plural, labels=CHILD_LABELS,
+                  id=f"watch-{_child.plural}")(child_changed)
 
 
 # -- safety net --------------------------------------------------------------------------------

@@ -1,68 +1,26 @@
-"""A thin, dict-in dict-out layer over the Kubernetes REST API.
+"""A thin, dict-in dict-out layer over the Kubernetes REST API: the one client of operator and router.
 
-The operator talks to a handful of kinds and only needs raw JSON, so it calls the API through
-the ``kubernetes`` client's connection handling (kubeconfig/in-cluster auth, TLS, pooling) but
-skips its model classes: no per-object Python models are built, which keeps memory and CPU low
-when hundreds of ModelDeployments are reconciled.
+The operator and the router talk to a handful of kinds and only need raw JSON, so this calls the
+REST API with httpx (connection pooling, HTTP keep-alive, TLS) and the credentials of
+operator/kubeconfig.py; no per-object Python models are built, which keeps memory and CPU low
+when hundreds of ModelDeployments are reconciled, and keeps the ``kubernetes`` package (about
+130 MB installed, see docs/operator-internals.md) out of the images.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
 from urllib.parse import quote
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
+import httpx
+from mlserving.operator import kubeconfig
+from mlserving.operator.kinds import Kind, kind_of
 
 log = logging.getLogger("mlserving.operator.kubeapi")
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
-
-
-@dataclass(frozen=True)
-class Kind:
-    """Where a kind lives in the REST API."""
-
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def base(self) -> str:
-        return f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
-
-
-# Every kind the operator reads or writes. Children are looked up here by (apiVersion, kind).
-KINDS = {
-    (k.api_version, k.kind): k
-    for k in (
-        Kind("v1", "ConfigMap", "configmaps"),
-        Kind("v1", "Service", "services"),
-        Kind("v1", "ServiceAccount", "serviceaccounts"),
-        Kind("v1", "Event", "events"),
-        Kind("apps/v1", "Deployment", "deployments"),
-        Kind("apps/v1", "ReplicaSet", "replicasets"),
-        Kind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-        Kind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-        Kind("rbac.authorization.k8s.io/v1", "Role", "roles"),
-        Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
-        Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
-        Kind("coordination.k8s.io/v1", "Lease", "leases"),
-        Kind("mlserving.io/v1alpha1", "ModelDeployment", "modeldeployments"),
-    )
-}
-
-
-def kind_of(api_version: str, kind: str) -> Kind:
-    try:
-        return KINDS[(api_version, kind)]
-    except KeyError:
-        raise ValueError(f"the operator does not know the REST path of {api_version} {kind}") from None
 
 
 class ApiError(Exception):
@@ -83,10 +41,24 @@ class ApiError(Exception):
 class KubeApi:
     """Synchronous, thread-safe access to the API server with JSON dicts."""
 
-    def __init__(self, configuration: k8s_client.Configuration, timeout: float = 30.0):
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, 32)
-        self._client = k8s_client.ApiClient(configuration)
+    def __init__(self, credentials: kubeconfig.Credentials, timeout: float = 30.0, pool: int = 32):
+        # httpx logs every request at INFO; the operator sends hundreds a minute and logs what matters.
+        if logging.getLogger("httpx").getEffectiveLevel() < logging.WARNING:
+            logging.getLogger("httpx").setLevel(logging.WARNING)
+        self.credentials = credentials
         self._timeout = timeout
+        self._client = httpx.Client(base_url=credentials.server, verify=credentials.ssl_context(),
+                                    timeout=httpx.Timeout(timeout, connect=10.0),
+                                    limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+                                    trust_env=False)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, **kwargs) -> KubeApi:
+        """In-cluster credentials inside a pod, else the kubeconfig (``path``, $KUBECONFIG, ~/.kube/config)."""
+        return cls(kubeconfig.load(path), **kwargs)
+
+    def close(self) -> None:
+        self._client.close()
 
     # -- paths -------------------------------------------------------------------------------
     @staticmethod
@@ -103,31 +75,88 @@ class KubeApi:
         return "/".join(parts)
 
     # -- raw request -------------------------------------------------------------------------
-    def request(self, method: str, path: str, *, body=None, query: list[tuple[str, str]] | None = None,
-                content_type: str = "application/json") -> dict:
+    def _headers(self, content_type: str, refresh: bool = False) -> dict[str, str]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
-        try:
-            req = self._client.param_serialize(method, path, query_params=query or [],
-                                               header_params=headers, body=body,
-                                               auth_settings=["BearerToken"])
-            resp = self._client.call_api(*req, _request_timeout=self._timeout)
-            data = resp.read()
-        except k8s_client.ApiException as exc:
-            raise ApiError(exc.status or 0, str(exc.reason or "ApiException"), str(exc.body or "")) from exc
-        except Exception as exc:  # urllib3 connection/timeout errors surface here
-            raise ApiError(0, type(exc).__name__, str(exc)) from exc
-        warning = resp.headers.get("Warning") if resp.headers else None
+        authorization = self.credentials.authorization(refresh)
+        if authorization:
+            headers["Authorization"] = authorization
+        return headers
+
+    def _send(self, method: str, path: str, body, query, content_type: str, stream: bool = False,
+              timeout: float | None = None) -> httpx.Response:
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        for attempt in (0, 1):
+            try:
+                extra = {"timeout": httpx.Timeout(timeout, connect=10.0)} if timeout else {}
+                request = self._client.build_request(
+                    method, path, params=query or None, content=content,
+                    headers=self._headers(content_type, refresh=attempt == 1), **extra)
+                resp = self._client.send(request, stream=stream)
+            except httpx.HTTPError as exc:
+                raise ApiError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
+            except kubeconfig.ConfigError as exc:
+                raise ApiError(0, "Credentials", str(exc)) from exc
+            # An expired token (rotated service account token, exec plugin): fetch it again once.
+            if resp.status_code == 401 and attempt == 0 and (self.credentials.token_file
+                                                             or self.credentials.exec_config):
+                resp.close()
+                continue
+            break
+        warning = resp.headers.get("Warning")
         if warning:  # deprecations, PodSecurity "warn" findings: worth seeing in the operator log
             log.warning("API warning on %s %s: %s", method, path, warning)
+        return resp
+
+    @staticmethod
+    def _error(resp: httpx.Response, data: bytes) -> ApiError:
         try:
             payload = json.loads(data) if data else {}
         except ValueError:  # e.g. a plain-text "404 page not found" from discovery
             payload = {"message": data[:300].decode(errors="replace")}
-        if not 200 <= resp.status <= 299:
-            message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-            reason = payload.get("reason", resp.reason) if isinstance(payload, dict) else resp.reason
-            raise ApiError(resp.status, str(reason), message)
-        return payload
+        if not isinstance(payload, dict):
+            payload = {"message": str(payload)}
+        return ApiError(resp.status_code, str(payload.get("reason") or resp.reason_phrase), payload.get("message", ""))
+
+    def request(self, method: str, path: str, *, body=None, query: list[tuple[str, str]] | None = None,
+                content_type: str = "application/json") -> dict:
+        resp = self._send(method, path, body, query, content_type)
+        data = resp.content
+        if not 200 <= resp.status_code <= 299:
+            raise self._error(resp, data)
+        try:
+            return json.loads(data) if data else {}
+        except ValueError:
+            raise ApiError(resp.status_code, "BadResponse", data[:300].decode(errors="replace")) from None
+
+    def watch(self, kind: Kind, namespace: str | None, *, resource_version: str,
+              field_selector: str | None = None, label_selector: str | None = None,
+              timeout_seconds: int = 60) -> Iterator[tuple[str, dict]]:
+        """(type, object) for each change after ``resource_version`` until the server ends the watch
+        (after ``timeout_seconds``). A 410 (the version is too old: list again) raises ApiError."""
+        query = [("watch", "1"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                 ("timeoutSeconds", str(timeout_seconds))]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        resp = self._send("GET", self.path(kind, namespace), None, query, "application/json", stream=True,
+                          timeout=timeout_seconds + 15)
+        try:
+            if not 200 <= resp.status_code <= 299:
+                raise self._error(resp, resp.read())
+            for line in resp.iter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                obj = event.get("object") or {}
+                if event.get("type") == "ERROR":
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("reason") or "Error"),
+                                   str(obj.get("message") or ""))
+                yield event.get("type", ""), obj
+        except httpx.HTTPError as exc:
+            raise ApiError(0, type(exc).__name__, str(exc) or repr(exc)) from exc
+        finally:
+            resp.close()
 
     # -- verbs -------------------------------------------------------------------------------
     def get(self, kind: Kind, namespace: str | None, name: str, cached: bool = False) -> dict | None:
@@ -194,26 +223,3 @@ class KubeApi:
                 return []
             raise
         return [v.get("version", "") for v in payload.get("versions") or []]
-
-
-_default: KubeApi | None = None
-_default_lock = threading.Lock()
-
-
-def load_configuration(kubeconfig: str | None = None) -> k8s_client.Configuration:
-    """In-cluster credentials inside a pod, else the kubeconfig (``--kubeconfig``, $KUBECONFIG)."""
-    configuration = k8s_client.Configuration()
-    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        k8s_config.load_incluster_config(client_configuration=configuration)
-    else:
-        k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    return configuration
-
-
-def default_api(kubeconfig: str | None = None) -> KubeApi:
-    """The process-wide client, created on first use."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = KubeApi(load_configuration(kubeconfig))
-        return _default

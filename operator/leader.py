@@ -16,15 +16,15 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from mlserving.operator.kubeapi import KINDS, ApiError, KubeApi
+from mlserving.operator.clock import SYSTEM, Clock, rfc3339
+from mlserving.operator.kinds import LEASE
+from mlserving.operator.kubeapi import ApiError, KubeApi
+from mlserving.operator.kubeconfig import SERVICE_ACCOUNT_DIR
 
 log = logging.getLogger("mlserving.operator.leader")
-LEASE = KINDS[("coordination.k8s.io/v1", "Lease")]
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,14 @@ class LeaseConfig:
     retry_period: float = 2.0
 
     @classmethod
-    def from_env(cls, env=os.environ) -> LeaseConfig:
-        """MLSERVING_LEASE_NAME / _NAMESPACE / _DURATION, POD_NAME / POD_NAMESPACE from the downward API."""
-        namespace = env.get("MLSERVING_LEASE_NAMESPACE") or env.get("POD_NAMESPACE") or _own_namespace()
+    def from_env(cls, env=os.environ, watched: list[str] | tuple[str, ...] = ()) -> LeaseConfig:
+        """MLSERVING_LEASE_NAME / _NAMESPACE / _DURATION, POD_NAME / POD_NAMESPACE from the downward API.
+
+        Without MLSERVING_LEASE_NAMESPACE the Lease lives in the pod's namespace; outside a pod, in
+        the first watched namespace (it exists: the operator is told to watch it), else in
+        mlserving-system."""
+        namespace = (env.get("MLSERVING_LEASE_NAMESPACE") or env.get("POD_NAMESPACE") or _own_namespace()
+                     or (watched[0] if watched else DEFAULT_LEASE_NAMESPACE))
         identity = env.get("MLSERVING_OPERATOR_ID") or env.get("POD_NAME") or (
             f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
         duration = float(env.get("MLSERVING_LEASE_DURATION", "15"))
@@ -50,22 +55,26 @@ class LeaseConfig:
                    renew_deadline=duration * 2 / 3, retry_period=max(1.0, duration / 7.5))
 
 
-def _own_namespace() -> str:
+DEFAULT_LEASE_NAMESPACE = "mlserving-system"
+
+
+class LeaseNamespaceMissing(Exception):
+    """The Lease cannot be created: its namespace does not exist. Waiting would not help."""
+
+
+def _own_namespace() -> str | None:
     try:
-        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
-            return fh.read().strip() or "mlserving-system"
+        with open(f"{SERVICE_ACCOUNT_DIR}/namespace") as fh:
+            return fh.read().strip() or None
     except OSError:
-        return "mlserving-system"
-
-
-def _now_micro() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return None
 
 
 class LeaderElector:
-    def __init__(self, api: KubeApi, config: LeaseConfig, on_lost=None):
+    def __init__(self, api: KubeApi, config: LeaseConfig, on_lost=None, clock: Clock = SYSTEM):
         self.api = api
         self.config = config
+        self.clock = clock
         self.on_lost = on_lost or _exit_process
         self.is_leader = False
         self._observed_record: tuple | None = None  # (holder, renewTime) last seen
@@ -78,7 +87,7 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         cfg = self.config
         lease = self.api.get(LEASE, cfg.namespace, cfg.name)
-        now = _now_micro()
+        now = rfc3339(self.clock, micro=True)
         if lease is None:
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                     "metadata": {"name": cfg.name, "namespace": cfg.namespace},
@@ -88,6 +97,11 @@ class LeaderElector:
             except ApiError as exc:
                 if exc.status == 409:  # another candidate created it first
                     return False
+                if exc.status == 404:
+                    raise LeaseNamespaceMissing(
+                        f"cannot create the leader Lease {cfg.namespace}/{cfg.name}: namespace {cfg.namespace!r} "
+                        f"does not exist. Create it (kubectl create namespace {cfg.namespace}) or set "
+                        "MLSERVING_LEASE_NAMESPACE to an existing namespace") from exc
                 raise
             self._became_leader()
             return True
@@ -95,12 +109,11 @@ class LeaderElector:
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
         record = (holder, spec.get("renewTime"))
-        mono = time.monotonic()
+        mono = self.clock.monotonic()
         if record != self._observed_record:
             self._observed_record, self._observed_at = record, mono
         duration = float(spec.get("leaseDurationSeconds") or cfg.lease_duration)
-        expired = mono - self._observed_at > duration
-        if holder and holder != cfg.identity and not expired:
+        if holder and holder != cfg.identity and not self._expired(mono, duration):
             return False
 
         transitions = int(spec.get("leaseTransitions") or 0)
@@ -121,6 +134,10 @@ class LeaderElector:
         self._became_leader()
         return True
 
+    def _expired(self, mono: float, duration: float) -> bool:
+        """The record seen has stayed unchanged for a whole lease duration, by our own clock."""
+        return mono - self._observed_at > duration
+
     def _spec(self, acquire_time: str, renew_time: str, transitions: int) -> dict:
         return {"holderIdentity": self.config.identity,
                 "leaseDurationSeconds": round(self.config.lease_duration),
@@ -128,49 +145,37 @@ class LeaderElector:
 
     def _became_leader(self) -> None:
         self.is_leader = True
-        self._last_renew = time.monotonic()
+        self._last_renew = self.clock.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def acquire(self, stop: threading.Event | None = None) -> bool:
-        """Block until this process holds the lease (False if ``stop`` was set first)."""
-        cfg = self.config
-        waiting_logged = False
-        while not (stop and stop.is_set()):
-            try:
-                if self.try_acquire_or_renew():
-                    log.info("leader: %s holds lease %s/%s", cfg.identity, cfg.namespace, cfg.name)
-                    return True
-            except ApiError as exc:
-                log.warning("lease %s/%s: %s", cfg.namespace, cfg.name, exc)
-            if not waiting_logged:
-                log.info("standby: waiting for lease %s/%s held by %r", cfg.namespace, cfg.name,
-                         (self._observed_record or ("?",))[0])
-                waiting_logged = True
-            time.sleep(cfg.retry_period)
-        return False
-
     def start_renewing(self) -> None:
         self._thread = threading.Thread(target=self._renew_loop, name="lease-renewer", daemon=True)
         self._thread.start()
 
     def _renew_loop(self) -> None:
+        while not self._stop.wait(self.config.retry_period):
+            if not self.renew_once():
+                return
+
+    def renew_once(self) -> bool:
+        """One renewal by the leader; False (after ``on_lost``) once it may no longer lead."""
         cfg = self.config
-        while not self._stop.wait(cfg.retry_period):
-            try:
-                renewed = self.try_acquire_or_renew()
-            except ApiError as exc:
-                log.warning("lease renewal failed: %s", exc)
-                renewed = False
-            if renewed:
-                continue
-            holder = (self._observed_record or ("",))[0]
-            if holder and holder != cfg.identity:
-                self._lose(f"lease {cfg.namespace}/{cfg.name} is now held by {holder!r}")
-                return
-            if time.monotonic() - self._last_renew > cfg.renew_deadline:
-                self._lose(f"could not renew lease {cfg.namespace}/{cfg.name} "
-                           f"within {cfg.renew_deadline:.0f}s")
-                return
+        try:
+            if self.try_acquire_or_renew():
+                return True
+        except ApiError as exc:
+            log.warning("lease renewal failed: %s", exc)
+        holder = (self._observed_record or ("",))[0]
+        if holder and holder != cfg.identity:
+            self._lose(f"lease {cfg.namespace}/{cfg.name} is now held by {holder!r}")
+            return False
+        if self._renew_deadline_passed():
+            self._lose(f"could not renew lease {cfg.namespace}/{cfg.name} within {cfg.renew_deadline:.0f}s")
+            return False
+        return True
+
+    def _renew_deadline_passed(self) -> bool:
+        return self.clock.monotonic() - self._last_renew > self.config.renew_deadline
 
     def _lose(self, why: str) -> None:
         self.is_leader = False
@@ -199,7 +204,7 @@ class LeaderElector:
         """For the liveness probe: a standby is healthy; a leader only while its renewals succeed."""
         if not self.is_leader:
             return True
-        return time.monotonic() - self._last_renew <= self.config.lease_duration
+        return self.clock.monotonic() - self._last_renew <= self.config.lease_duration
 
 
 def _exit_process(why: str) -> None:

@@ -12,10 +12,14 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_MODEL_DEPLOYMENT = "mlserving.io/model-deployment"
 LABEL_VARIANT = "mlserving.io/variant"
 LABEL_MODEL_VERSION = "mlserving.io/model-version"  # pod templates only
+LABEL_TRACK = "mlserving.io/track"  # a rollout's new version: '<variant>-<hash>', never with LABEL_VARIANT
+LABEL_ROLLOUT_OF = "mlserving.io/rollout-of"  # the variant a track belongs to
 
 ROUTING_KEY = "routing.json"
-HTTP_PORT = 8000  # server and router container port, named "http"
+HTTP_PORT = 8000  # server and router container port, named "http" ("https" on a TLS router)
+METRICS_PORT = 9090  # server and router /metrics-only port, named "metrics" (the processes' default)
 SERVICE_PORT = 80
+TLS_SERVICE_PORT = 443  # the stable Service's port when the router terminates TLS
 
 
 def stable_service(md: str) -> str:
@@ -30,6 +34,10 @@ def variant_child(md: str, variant: str) -> str:
 def router_child(md: str) -> str:
     """Deployment, ServiceAccount, Role, RoleBinding, HPA and PDB of the router."""
     return f"{md}-{ROUTER}"
+
+
+def variants_network_policy(md: str) -> str:
+    return f"{md}-variants"
 
 
 def routing_configmap(md: str) -> str:
@@ -62,11 +70,21 @@ def selector_labels(md: str, variant: str) -> dict[str, str]:
     return {LABEL_INSTANCE: md, LABEL_VARIANT: variant}
 
 
+def track_labels(md: str, track: str, variant: str) -> dict[str, str]:
+    """Labels of a rollout track's children and pods: no mlserving.io/variant, so the variant's own
+    Service and Deployment (which select it) never take the new version's pods."""
+    return {**common_labels(md), LABEL_TRACK: track_label(md, track), LABEL_ROLLOUT_OF: variant}
+
+
+def track_label(md: str, track: str) -> str:
+    return track[len(md) + 1:]  # '<variant>-<hash>'
+
+
+def track_selector(md: str, track: str) -> dict[str, str]:
+    return {LABEL_INSTANCE: md, LABEL_TRACK: track_label(md, track)}
+
+
 def children_selector(md: str) -> str:
     """Label selector (string form) matching every child of the ModelDeployment ``md``."""
     return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_MODEL_DEPLOYMENT}={md}"
 
-
-def all_children_selector() -> str:
-    """Label selector matching every object this operator manages, in any namespace."""
-    return f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_MODEL_DEPLOYMENT}"

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mlserving.operator import naming
+from mlserving.operator import conditions, naming
 from mlserving.operator.apply import (
     ApplyFailed,
     ChildApplier,
@@ -24,19 +24,35 @@ from mlserving.operator.apply import (
     our_fields_fingerprint,
     selector_for,
 )
-from mlserving.operator.children import child_kinds, desired_children, gateway_requested
+from mlserving.operator.children import child_kinds, desired_children, gateway_requested, monitoring_requested
+from mlserving.operator.children import fetch as model_fetch
+from mlserving.operator.clock import SYSTEM, Clock, rfc3339
 from mlserving.operator.events import post_event
-from mlserving.operator.gateway import NOT_INSTALLED_MESSAGE, NOT_INSTALLED_REASON, GatewayDetector
-from mlserving.operator.kubeapi import KINDS, ApiError, KubeApi, kind_of
+from mlserving.operator.gateway import GROUP as GATEWAY_GROUP
+from mlserving.operator.gateway import (
+    MONITORING_GROUP,
+    MONITORING_NOT_INSTALLED_MESSAGE,
+    NOT_INSTALLED_MESSAGE,
+    GatewayDetector,
+)
+from mlserving.operator.kinds import DEPLOYMENT, MODEL_DEPLOYMENT, POD
+from mlserving.operator.kubeapi import ApiError, KubeApi
+from mlserving.operator.rollout.controller import Prepared, RolloutController
+from mlserving.operator.rollout.machine import COMMAND_ANNOTATION
+from mlserving.operator.secrets import secret_problems
 from mlserving.operator.settings import OperatorSettings
-from mlserving.operator.spec import SpecError
-from mlserving.operator.status import READY, Problem, compute_status
+from mlserving.operator.spec import SpecError, parse
+from mlserving.operator.status import (
+    Problem,
+    compute_status,
+    deployment_rolled_out,
+    has_available_pod,
+    model_fetch_problems,
+)
 
 log = logging.getLogger("mlserving.operator.reconcile")
-MODEL_DEPLOYMENT = KINDS[("mlserving.io/v1alpha1", "ModelDeployment")]
-DEPLOYMENT = KINDS[("apps/v1", "Deployment")]
-CHILDREN_APPLIED = "ChildrenApplied"
-GATEWAY_ROUTE = "GatewayRoute"
+SECRET_RECHECK_SECONDS = 15
+FETCH_RECHECK_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -50,16 +66,19 @@ class Result:
         return self.kind in ("ok", "gone")
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 class Reconciler:
     def __init__(self, api: KubeApi, settings: OperatorSettings, gateway: GatewayDetector,
-                 identity: str = ""):
+                 identity: str = "", clock: Clock = SYSTEM, monitoring: GatewayDetector | None = None,
+                 rollouts: RolloutController | None = None):
         self.api = api
+        self.clock = clock
+        self.rollout_controller = rollouts or RolloutController(
+            api, clock=lambda: datetime.fromtimestamp(clock.time(), UTC).replace(tzinfo=None))
+        # Set by the kopf layer: look at (namespace, name) again in ``delay`` seconds (any thread).
+        self.schedule = None
         self.settings = settings
         self.gateway = gateway
+        self.monitoring = monitoring or GatewayDetector(api, clock=clock, group=MONITORING_GROUP, version="v1")
         self.identity = identity
         self.applier = ChildApplier(api)
         # Per child uid: digest of the fields we own, as our last apply left them (see apply.py).
@@ -69,6 +88,10 @@ class Reconciler:
         # Per ModelDeployment uid: findings of the last full reconcile that the Deployments do not
         # show (gateway missing, apply incomplete, fatal errors); status refreshes reuse them.
         self.findings: dict[str, tuple[list[Problem], tuple[str, str] | None]] = {}
+        # ModelDeployment uids whose last full reconcile kept the stable Service off the router they
+        # have (no router pod available yet): a status refresh that finds one available reconciles
+        # in full, so the Service switches then and not at the next resync.
+        self.awaiting_router: set[str] = set()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -81,6 +104,8 @@ class Reconciler:
             self._locks.pop((namespace, name), None)
         if uid:
             self.findings.pop(uid, None)
+            self.awaiting_router.discard(uid)
+        self.rollout_controller.forget(namespace, name, uid)
 
     # -- entry points ------------------------------------------------------------------------
     def reconcile_by_name(self, namespace: str, name: str) -> Result:
@@ -112,6 +137,8 @@ class Reconciler:
                 return Result("temporary", str(exc), 5)
             observed = {d["metadata"]["name"]: d for d in deployments
                         if (controller_of(d) or {}).get("uid") == uid}
+            if uid in self.awaiting_router and has_available_pod(observed.get(naming.router_child(name))):
+                return self._reconcile_locked(md)
             return self._finish(md, observed, problems, demoted) or Result("ok")
 
     def reconcile(self, md: dict) -> Result:
@@ -137,31 +164,49 @@ class Reconciler:
             except ApiError as exc:
                 return Result("temporary", f"checking for the Gateway API: {exc}", 5)
             if not include_gateway:
-                problems.append(Problem(NOT_INSTALLED_REASON, NOT_INSTALLED_MESSAGE, fatal=False,
-                                        type=GATEWAY_ROUTE))
-        settings = self.settings.with_gateway(include_gateway)
-
+                problems.append(Problem(conditions.GATEWAY_API_MISSING, NOT_INSTALLED_MESSAGE, fatal=False,
+                                        type=conditions.HTTPROUTE_READY))
+        # Probed even when not asked for: a PodMonitor left from before spec.monitoring was turned
+        # off is only pruned while its kind is in the list below.
+        wanted = monitoring_requested(md)
         try:
-            desired = desired_children(md, settings)
+            monitoring_served = self.monitoring.installed()
+        except ApiError as exc:
+            if wanted:
+                return Result("temporary", f"checking for the prometheus-operator CRDs: {exc}", 5)
+            monitoring_served = False
+        include_monitoring = wanted and monitoring_served
+        if wanted and not monitoring_served:
+            problems.append(Problem(conditions.PROMETHEUS_OPERATOR_MISSING, MONITORING_NOT_INSTALLED_MESSAGE,
+                                    fatal=False, type=conditions.MONITORING_READY))
+        settings = self.settings.with_gateway(include_gateway).with_monitoring(include_monitoring)
+
+        prepared = None
+        try:
+            prepared = self.rollout_controller.prepare(md, parse(md))
+        except SpecError:
+            pass  # desired_children raises it again below, with the usual handling
+        try:
+            desired = desired_children(md, settings, prepared.plan if prepared else None)
         except SpecError as exc:
-            return self._fail(md, problems, "InvalidSpec", str(exc))
+            return self._fail(md, problems, conditions.INVALID_SPEC, str(exc))
         except Exception as exc:  # a renderer crash on an odd object: report it, do not retry it
             log.exception("rendering %s/%s failed", meta["namespace"], meta["name"])
-            return self._fail(md, problems, "RenderError", f"{type(exc).__name__}: {exc}")
+            return self._fail(md, problems, conditions.RENDER_ERROR, f"{type(exc).__name__}: {exc}")
 
-        kinds = [kind_of(api_version, kind) for api_version, kind, _plural in child_kinds()
-                 if kind != "HTTPRoute" or include_gateway]
+        served = {GATEWAY_GROUP: include_gateway, MONITORING_GROUP: monitoring_served}
+        kinds = [k for k in child_kinds() if not k.optional or served.get(k.group, False)]
         try:
             outcome = self.applier.apply(md, desired, kinds)
         except OwnershipConflict as exc:
-            return self._fail(md, problems, "OwnershipConflict", str(exc))
+            return self._fail(md, problems, conditions.OWNERSHIP_CONFLICT, str(exc))
         except WaitingForPredecessor as exc:
-            self._incomplete(md, problems, "WaitingForPredecessor", str(exc))
+            self._incomplete(md, problems, conditions.WAITING_FOR_PREDECESSOR, str(exc))
             return Result("temporary", str(exc), 5)
         except ApplyFailed as exc:
             if exc.permanent:
-                return self._fail(md, problems, "ApplyRejected", str(exc))
-            self._incomplete(md, problems, "ApplyIncomplete", str(exc))
+                return self._fail(md, problems, conditions.APPLY_REJECTED, str(exc))
+            self._incomplete(md, problems, conditions.APPLY_INCOMPLETE, str(exc))
             return Result("temporary", str(exc), 10)
         except ApiError as exc:  # reads before any write: nothing half-applied
             return Result("temporary", f"reading children: {exc}", 5)
@@ -173,8 +218,26 @@ class Reconciler:
         if outcome.pruned:
             log.info("%s/%s: pruned %s", meta["namespace"], meta["name"], ", ".join(outcome.pruned))
         observed = {d["metadata"]["name"]: d for d in outcome.live_of_kind("Deployment")}
-        self.findings[uid] = (problems, None)
-        return self._finish(md, observed, problems) or Result("ok")
+        try:
+            found, blocking = secret_problems(self.api, parse(md))
+        except ApiError as exc:
+            return Result("temporary", f"checking the Secrets of spec.security: {exc}", 5)
+        problems += found
+        # A missing Secret makes the router refuse requests: not Ready, and looked at again soon
+        # (nothing about the ModelDeployment changes when the Secret is created).
+        demoted = (blocking[0].reason, "; ".join(p.message for p in blocking)) if blocking else None
+        self.findings[uid] = (problems, demoted)
+        if prepared is not None:
+            self.rollout_controller.after_apply(md, prepared)
+        plan = prepared.plan if prepared else None
+        if plan is not None and not plan.router_selected:
+            self.awaiting_router.add(uid)
+        else:
+            self.awaiting_router.discard(uid)
+        result = self._finish(md, observed, problems, demoted, rollout=prepared)
+        if demoted:
+            return result or Result("temporary", demoted[1], SECRET_RECHECK_SECONDS)
+        return result or Result("ok")
 
     def _fail(self, md: dict, problems: list[Problem], reason: str, message: str) -> Result:
         found = problems + [Problem(reason, message, fatal=True)]
@@ -184,7 +247,7 @@ class Reconciler:
 
     def _incomplete(self, md: dict, problems: list[Problem], reason: str, message: str) -> None:
         """Some children may be written, some not: say so in status (Ready=False and a condition)."""
-        found = problems + [Problem(reason, message, fatal=False, type=CHILDREN_APPLIED)]
+        found = problems + [Problem(reason, message, fatal=False, type=conditions.CHILDREN_APPLIED)]
         self.findings[md["metadata"]["uid"]] = (found, (reason, message))
         observed = {}
         try:
@@ -196,18 +259,79 @@ class Reconciler:
         self._finish(md, observed, found, (reason, message))
 
     def _finish(self, md: dict, observed: dict[str, dict], problems: list[Problem],
-                demoted: tuple[str, str] | None = None) -> Result | None:
+                demoted: tuple[str, str] | None = None, rollout: Prepared | None = None) -> Result | None:
         previous = md.get("status") or {}
-        now = utc_now()
+        now = rfc3339(self.clock)
+        fetching = None if any(p.fatal for p in problems) else self._fetch_problems(md, observed)
+        fetch_failed = fetching or []
+        problems = problems + fetch_failed
         status = compute_status(md, observed, previous, now, problems, self.settings)
         if demoted and status.get("phase") in ("Ready", "Pending"):
             _demote_ready(status, previous, now, *demoted)
+        if rollout is not None and rollout.state is not None:
+            status["rollout"] = rollout.state
+        result = self._write_status(md, previous, status, problems)
+        if rollout is not None and result is None:
+            self._rollout_done(md, rollout)
+        if fetching == [] and self.schedule is not None:  # a fetch under way may still fail: look again
+            self.schedule(md["metadata"]["namespace"], md["metadata"]["name"], FETCH_RECHECK_SECONDS)
+        return result or self._recheck_fetch(fetch_failed)
+
+    def _fetch_problems(self, md: dict, observed: dict[str, dict]) -> list[Problem] | None:
+        """Failed model-fetching init containers (s3/http storage), while a Deployment is not rolled
+        out; None when no fetch is under way (nothing to watch).
+
+        Pods change without their Deployment's status changing, so while a fetch is under way the
+        ModelDeployment is looked at again every FETCH_RECHECK_SECONDS, and after a failure
+        (``_recheck_fetch``) until a fetch succeeds.
+        """
+        if not observed or all(deployment_rolled_out(d)[0] for d in observed.values()):
+            return None
+        try:
+            spec = parse(md)
+        except SpecError:
+            return None
+        if not any(v.storage.kind in ("http", "s3") for v in spec.variants):
+            return None
+        try:
+            pods = self.api.list(POD, spec.namespace, selector_for(spec.name))
+        except ApiError as exc:
+            log.warning("%s/%s: listing pods for their model fetch: %s", spec.namespace, spec.name, exc)
+            return []
+        return model_fetch_problems(pods, model_fetch.CONTAINER_NAME)
+
+    @staticmethod
+    def _recheck_fetch(fetch_failed: list[Problem]) -> Result | None:
+        if not fetch_failed:
+            return None
+        return Result("temporary", fetch_failed[0].message, FETCH_RECHECK_SECONDS)
+
+    def _rollout_done(self, md: dict, rollout: Prepared) -> None:
+        """After the status holds the new rollout state: its Events, the one-shot command, the next look."""
+        meta = md["metadata"]
+        for type_, reason, message in rollout.transition.events:
+            post_event(self.api, md, type_, reason, message, self.identity)
+        if rollout.command is not None:
+            try:
+                self.api.merge_patch(MODEL_DEPLOYMENT, meta["namespace"], meta["name"],
+                                     {"metadata": {"annotations": {COMMAND_ANNOTATION: None}}},
+                                     field_manager=naming.FIELD_MANAGER)
+            except ApiError as exc:
+                log.warning("%s/%s: removing %s: %s", meta["namespace"], meta["name"], COMMAND_ANNOTATION, exc)
+        if rollout.transition.requeue is not None and self.schedule is not None:
+            self.schedule(meta["namespace"], meta["name"], rollout.transition.requeue)
+
+    def _write_status(self, md: dict, previous: dict, status: dict, problems: list[Problem]) -> Result | None:
         meta = md["metadata"]
         if status == previous:
             log.debug("%s/%s: up to date (%s)", meta["namespace"], meta["name"], status.get("phase"))
             return None
+        patch = dict(status)
+        if isinstance(previous.get("rollout"), dict) and "rollout" in status:
+            # A merge patch keeps what it does not mention: null what the rollout state dropped.
+            patch["rollout"] = _nulling_removed(previous["rollout"], status["rollout"])
         try:
-            self.api.merge_patch(MODEL_DEPLOYMENT, meta["namespace"], meta["name"], {"status": status},
+            self.api.merge_patch(MODEL_DEPLOYMENT, meta["namespace"], meta["name"], {"status": patch},
                                  subresource="status", field_manager=naming.FIELD_MANAGER)
         except ApiError as exc:
             if exc.status == 404:
@@ -226,17 +350,27 @@ class Reconciler:
             if (old.get("status"), old.get("reason")) == (cond["status"], cond.get("reason")):
                 continue
             if cond["status"] == "True":
-                if cond["type"] == READY:
-                    post_event(self.api, md, "Normal", "Ready", cond.get("message", ""), self.identity)
-            elif cond["type"] != READY or status.get("phase") in ("Failed", "Degraded"):
-                post_event(self.api, md, "Warning", cond.get("reason", "NotReady"), cond.get("message", ""),
+                if cond["type"] == conditions.READY:
+                    post_event(self.api, md, "Normal", conditions.EVENT_READY, cond.get("message", ""),
+                               self.identity)
+            elif cond["type"] != conditions.READY or status.get("phase") in ("Failed", "Degraded"):
+                post_event(self.api, md, "Warning", cond.get("reason", conditions.EVENT_NOT_READY),
+                           cond.get("message", ""),
                            self.identity)
+
+
+def _nulling_removed(old: dict, new: dict) -> dict:
+    out = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        out[key] = _nulling_removed(before, value) if isinstance(before, dict) and isinstance(value, dict) else value
+    return out
 
 
 def _demote_ready(status: dict, previous: dict, now: str, reason: str, message: str) -> None:
     status["phase"] = "Progressing"
-    old = {c.get("type"): c for c in previous.get("conditions") or []}.get(READY) or {}
+    old = {c.get("type"): c for c in previous.get("conditions") or []}.get(conditions.READY) or {}
     since = old.get("lastTransitionTime") if old.get("status") == "False" else now
     for cond in status.get("conditions") or []:
-        if cond.get("type") == READY:
+        if cond.get("type") == conditions.READY:
             cond.update(status="False", reason=reason, message=message, lastTransitionTime=since or now)

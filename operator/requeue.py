@@ -56,10 +56,6 @@ class Requeue:
         self._pending[key] = full
         self._loop.call_later(self._delay if delay is None else delay, self._queue.put_nowait, key)
 
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
-
     async def _worker(self) -> None:
         while True:
             key = await self._queue.get()

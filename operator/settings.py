@@ -35,6 +35,9 @@ class OperatorSettings:
         Env ``MLSERVING_CLUSTER_DOMAIN`` (cluster.local).
     router_min_replicas / router_max_replicas: bounds of the router's HPA.
         Env ``MLSERVING_ROUTER_MIN_REPLICAS`` (2) / ``MLSERVING_ROUTER_MAX_REPLICAS`` (10).
+    operator_namespace: the namespace the operator runs in; its pods may always scrape the
+        metrics port (rollout analysis reads the routers). Env ``POD_NAMESPACE`` (downward API;
+        default mlserving-system).
     include_gateway: whether the Gateway API CRDs exist, so an HTTPRoute can be rendered.
         Not from the environment: the kopf layer probes the API server and passes it in
         (``settings.with_gateway(True)``).
@@ -46,7 +49,9 @@ class OperatorSettings:
     cluster_domain: str = "cluster.local"
     router_min_replicas: int = 2
     router_max_replicas: int = 10
+    operator_namespace: str = "mlserving-system"
     include_gateway: bool = False
+    include_monitoring: bool = False  # the prometheus-operator CRDs exist (probed like the Gateway API)
 
     def __post_init__(self) -> None:
         check_image("MLSERVING_SERVER_IMAGE", self.server_image)
@@ -69,11 +74,15 @@ class OperatorSettings:
             cluster_domain=env.get("MLSERVING_CLUSTER_DOMAIN") or "cluster.local",
             router_min_replicas=_int(env, "MLSERVING_ROUTER_MIN_REPLICAS", 2),
             router_max_replicas=_int(env, "MLSERVING_ROUTER_MAX_REPLICAS", 10),
+            operator_namespace=env.get("POD_NAMESPACE") or "mlserving-system",
             include_gateway=include_gateway,
         )
 
     def with_gateway(self, include_gateway: bool) -> OperatorSettings:
         return replace(self, include_gateway=include_gateway)
+
+    def with_monitoring(self, include_monitoring: bool) -> OperatorSettings:
+        return replace(self, include_monitoring=include_monitoring)
 
 
 def check_image(field: str, image: str) -> None:

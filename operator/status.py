@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlserving.operator import naming
+from mlserving.operator import conditions, naming
 from mlserving.operator.settings import OperatorSettings
 from mlserving.operator.spec import ModelDeploymentSpec, SpecError, parse
 
 PHASES = ("Pending", "Progressing", "Ready", "Degraded", "Failed")
-READY = "Ready"
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,31 @@ class Problem:
     reason: str
     message: str
     fatal: bool = True
-    type: str = READY
+    type: str = conditions.READY
+
+
+def model_fetch_problems(pods: list[dict], container: str) -> list[Problem]:
+    """A Problem for the pods whose model-fetching init container ``container`` failed.
+
+    The container's termination message is its log's tail (terminationMessagePolicy
+    FallbackToLogsOnError), i.e. ``mlserving fetch``'s error line naming the URI. A failed fetch is
+    retried by the kubelet with back-off, so the state may be the current or the last one.
+    """
+    failures = []
+    for pod in pods:
+        for st in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            if st.get("name") != container:
+                continue
+            for state in (st.get("state") or {}, st.get("lastState") or {}):
+                ended = state.get("terminated") or {}
+                if ended and int(ended.get("exitCode") or 0) != 0:
+                    why = (ended.get("message") or ended.get("reason") or "").strip().splitlines()
+                    failures.append(f"pod {pod['metadata']['name']}: init container {container} exited "
+                                    f"{ended.get('exitCode')}: {why[-1] if why else 'no message'}")
+                    break
+    if not failures:
+        return []
+    return [Problem(conditions.MODEL_FETCH_FAILED, "; ".join(sorted(failures)[:3]), fatal=True)]
 
 
 def compute_status(md: dict, observed_deployments: dict[str, dict], previous_status: dict | None,
@@ -63,11 +86,13 @@ def compute_status(md: dict, observed_deployments: dict[str, dict], previous_sta
         "observedGeneration": generation,
         "url": naming.service_url(naming.stable_service(name), namespace, domain),
     }
+    if "rollout" in previous_status:  # written by the rollout controller, kept by status refreshes
+        status["rollout"] = previous_status["rollout"]
     try:
         spec = parse(md)
     except SpecError as exc:
         status.update(phase="Failed", traffic="", variants=[])
-        status["conditions"] = _conditions(previous_status, now, generation, False, "InvalidSpec",
+        status["conditions"] = _conditions(previous_status, now, generation, False, conditions.INVALID_SPEC,
                                            str(exc), problems)
         return status
 
@@ -95,6 +120,11 @@ def expected_deployments(spec: ModelDeploymentSpec) -> list[str]:
     if spec.has_router:
         names.append(naming.router_child(spec.name))
     return names
+
+
+def has_available_pod(dep: dict | None) -> bool:
+    """The Deployment exists and at least one of its pods is available (it serves)."""
+    return int(((dep or {}).get("status") or {}).get("availableReplicas") or 0) > 0
 
 
 def deployment_rolled_out(dep: dict) -> tuple[bool, str]:
@@ -131,20 +161,20 @@ def _phase(spec: ModelDeploymentSpec, observed: dict[str, dict], previous: dict)
     expected = expected_deployments(spec)
     present = [observed[n] for n in expected if n in observed]
     if not present:
-        return "Pending", "ChildrenNotCreated", "waiting for the child Deployments to be created"
+        return "Pending", conditions.CHILDREN_NOT_CREATED, "waiting for the child Deployments to be created"
     failures = [f for f in (_deployment_failed(d) for d in present) if f]
     if failures:
-        return "Degraded", "RolloutFailed", "; ".join(failures)
+        return "Degraded", conditions.ROLLOUT_FAILED, "; ".join(failures)
     missing = [n for n in expected if n not in observed]
     waiting = [why for done, why in (deployment_rolled_out(d) for d in present) if not done]
     if not missing and not waiting:
-        return "Ready", "AllReplicasReady", f"{len(expected)} Deployments rolled out, all replicas ready"
+        return "Ready", conditions.ALL_REPLICAS_READY, f"{len(expected)} Deployments rolled out, all replicas ready"
     message = "; ".join([f"{n}: not created yet" for n in missing] + waiting)
     unchanged = previous.get("observedGeneration") == spec.generation and previous.get("phase") in ("Ready", "Degraded")
     rollout_done = not missing and all(_template_rolled_out(d) for d in present)
     if unchanged and rollout_done:
-        return "Degraded", "ReplicasUnavailable", message
-    return "Progressing", "RolloutInProgress", message
+        return "Degraded", conditions.REPLICAS_UNAVAILABLE, message
+    return "Progressing", conditions.ROLLOUT_IN_PROGRESS, message
 
 
 def _template_rolled_out(dep: dict) -> bool:
@@ -163,9 +193,9 @@ def _variant_status(variant, dep: dict | None) -> dict:
 
 def _conditions(previous: dict, now: str, generation: int, ready: bool, reason: str, message: str,
                 problems: list[Problem]) -> list[dict]:
-    wanted = [{"type": READY, "status": "True" if ready else "False", "reason": reason, "message": message}]
+    wanted = [{"type": conditions.READY, "status": "True" if ready else "False", "reason": reason, "message": message}]
     for p in problems:
-        if not p.fatal and p.type != READY:
+        if not p.fatal and p.type != conditions.READY:
             wanted.append({"type": p.type, "status": "False", "reason": p.reason, "message": p.message})
     old = {c.get("type"): c for c in previous.get("conditions") or []}
     out = []

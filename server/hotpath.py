@@ -14,13 +14,15 @@ from typing import NamedTuple
 from mlserving.server.asgi import (
     BodyTooLarge,
     ClientGone,
-    error_body,
     header_values,
+    is_acceptable_content_type,
     new_request_id,
     read_body,
     send_bytes,
     usable_request_id,
 )
+from mlserving.server.logs import clip, error_body
+from mlserving.server.tracecontext import trace_id_in
 from mlserving.server.validation import InputError
 
 log = logging.getLogger("mlserving.server.request")
@@ -32,18 +34,21 @@ V2_INFER = "/infer"
 class HotResult(NamedTuple):
     body: bytes
     rows: int
-    frauds: int
+    outcome: object  # what the metrics count for the task (see ServerMetrics.success)
+    headers: list | None = None
+    content_type: bytes | None = None
 
 
 class Call:
     """One hot-path request as its handler sees it."""
 
-    __slots__ = ("body", "model_name", "model_version", "request_id", "state")
+    __slots__ = ("body", "json_length", "model_name", "model_version", "request_id", "state")
 
-    def __init__(self, state, request_id: str | None):
+    def __init__(self, state, request_id: str | None, json_length: int | None):
         self.state = state
         self.body = b""
         self.request_id = request_id
+        self.json_length = json_length          # Inference-Header-Content-Length, when sent
         self.model_name: str | None = None      # from a v2 path
         self.model_version: str | None = None
 
@@ -75,13 +80,20 @@ class HotPathDispatcher:
         self.routes = routes
         self.v2_infer = v2_infer
         self.debug = log.isEnabledFor(logging.DEBUG)
+        self._v2_targets: dict[str, tuple[str, str | None] | None] = {}  # path -> parsed, bounded
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)  # lifespan, websockets
         path = scope["path"]
         handler = self.routes.get(path)
-        target = None if handler is not None else parse_v2_infer_path(path)
+        target = None
+        if handler is None:
+            target = self._v2_targets.get(path, False)
+            if target is False:
+                target = parse_v2_infer_path(path)
+                if len(self._v2_targets) < 256:  # the few paths clients use; a scan of others is not kept
+                    self._v2_targets[path] = target
         if handler is None and target is None:
             return await self._delegate(scope, receive, send)
         if scope["method"] != "POST":
@@ -92,21 +104,25 @@ class HotPathDispatcher:
 
     async def _method_not_allowed(self, scope, send) -> None:
         request_id = usable_request_id(header_values(scope)[0]) or new_request_id()
-        message = f"method: {scope['method']} is not allowed on {scope['path']}; use POST"
-        await send_bytes(send, 405, error_body(405, message, "method", request_id), request_id,
+        message = f"method: {scope['method']} is not allowed on {clip(scope['path'], 200)}; use POST"
+        await send_bytes(send, 405, error_body(405, message, "method", request_id, trace_id_in(scope["headers"])),
+                         request_id,
                          [(b"allow", b"POST")])
 
     async def _serve(self, handler: Handler, target, scope, receive, send) -> None:
         start = time.perf_counter()
         state = self.state
-        header_id, length = header_values(scope)
-        call = Call(state, usable_request_id(header_id))
+        header_id, length, content_type, json_length = header_values(scope)
+        call = Call(state, usable_request_id(header_id), json_length)
         if target is not None:
             call.model_name, call.model_version = target
         limit = state.config.max_body_bytes
         status = 200
         field = None
         try:
+            if not is_acceptable_content_type(content_type, json_length, target is not None):
+                raise InputError("content-type", "must be application/json, got "
+                                 f"{content_type.decode('latin-1') if content_type else 'none'}", status=415)
             if length is not None and length > limit:
                 raise BodyTooLarge
             call.body = await read_body(receive, limit)
@@ -122,33 +138,40 @@ class HotPathDispatcher:
         except ClientGone:
             return
         except Exception as exc:
-            log.exception("prediction failed", extra={"request_id": call.rid(), "path": scope["path"]})
+            log.exception("prediction failed", extra={"request_id": call.rid(), "path": scope["path"],
+                                                      "trace_id": trace_id_in(scope["headers"])})
             status, message = 500, f"internal error: {type(exc).__name__}"
         request_id = call.rid()
         model_headers = state.model_headers
         if status == 200:
-            await send_bytes(send, 200, result.body, request_id, model_headers)
+            headers = model_headers if result.headers is None else [*model_headers, *result.headers]
+            await send_bytes(send, 200, result.body, request_id, headers, result.content_type)
             elapsed = time.perf_counter() - start
-            state.metrics.success(result.rows, result.frauds, elapsed)
+            state.metrics.success(result.rows, result.outcome, elapsed)
             if self.debug:
-                log.debug("request", extra={"request_id": request_id, "path": scope["path"], "status": 200,
-                                            "rows": result.rows, "duration_ms": round(elapsed * 1000, 3)})
+                log.debug("request", extra={"request_id": request_id, "trace_id": trace_id_in(scope["headers"]),
+                                            "path": scope["path"], "status": 200, "rows": result.rows,
+                                            "duration_ms": round(elapsed * 1000, 3)})
             return
-        await send_bytes(send, status, error_body(status, message, field, request_id), request_id, model_headers)
+        # Failures only from here on: reading the trace context costs nothing on the success path.
+        trace_id = trace_id_in(scope["headers"])
+        await send_bytes(send, status, error_body(status, message, field, request_id, trace_id), request_id,
+                         model_headers)
         if status < 500:
             state.metrics.invalid()
         else:
             state.metrics.error()
-        log.warning("request failed", extra={"request_id": request_id, "path": scope["path"], "status": status,
-                                             "error": message})
+        log.warning("request failed", extra={"request_id": request_id, "trace_id": trace_id, "path": clip(scope["path"]),
+                                             "status": status, "error": clip(message)})
 
     async def _delegate(self, scope, receive, send) -> None:
-        header_id, length = header_values(scope)
+        header_id, length, _, _ = header_values(scope)
         request_id = usable_request_id(header_id) or new_request_id()
         limit = self.state.config.max_body_bytes
         if length is not None and length > limit:
             message = f"body: must be at most {limit} bytes (MAX_BODY_BYTES)"
-            await send_bytes(send, 413, error_body(413, message, "body", request_id), request_id, [])
+            await send_bytes(send, 413, error_body(413, message, "body", request_id, trace_id_in(scope["headers"])),
+                             request_id, [])
             return
         scope.setdefault("state", {})["request_id"] = request_id
         encoded = request_id.encode("latin-1", "replace")
@@ -161,12 +184,15 @@ class HotPathDispatcher:
                 headers.append((b"x-request-id", encoded))
                 message = {**message, "headers": headers}
                 status = message["status"]
-                if debug:
-                    log.debug("request", extra={"request_id": request_id, "method": scope["method"],
-                                                "path": scope["path"], "status": status})
                 if status >= 400:
-                    log.warning("request failed", extra={"request_id": request_id, "method": scope["method"],
-                                                         "path": scope["path"], "status": status})
+                    log.warning("request failed", extra={"request_id": request_id,
+                                                         "trace_id": trace_id_in(scope["headers"]),
+                                                         "method": scope["method"], "path": clip(scope["path"]),
+                                                         "status": status})
+                elif debug:
+                    log.debug("request", extra={"request_id": request_id, "trace_id": trace_id_in(scope["headers"]),
+                                                "method": scope["method"], "path": clip(scope["path"]),
+                                                "status": status})
             await send(message)
 
         await self.app(scope, receive, send_with_request_id)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from mlserving.server.batching import AdaptiveBatcher
 from mlserving.server.config import ServerConfig
+from mlserving.server.drift import DriftMonitor, build_monitor
+from mlserving.server.logs import process_age_s
 from mlserving.server.metrics import ServerMetrics
 from mlserving.server.runtime import ModelLoadError, choose_artifact, measure_call_us
+from mlserving.server.tasks import Task, TaskError, task_from_metadata
 
 log = logging.getLogger("mlserving.server.model")
 
@@ -22,11 +25,14 @@ class LoadedModel:
     metadata: dict
     runtime: object
     feature_names: list[str]
-    threshold: float
-    positive_index: int
+    task: Task
     loaded_at: float
     call_us: float = 0.0
     feature_index: dict = field(default_factory=dict)
+    v2_default_outputs: list = field(default_factory=list)  # (name, as binary) when a request names none
+
+    def __post_init__(self):
+        self.v2_default_outputs = [(name, False) for name in self.task.outputs]
 
     @property
     def n_features(self) -> int:
@@ -54,28 +60,39 @@ def load_model(config: ServerConfig) -> LoadedModel:
         raise ModelLoadError(f"{directory}/metadata.json: feature_names must be a non-empty list of strings")
     if metadata.get("n_features", len(feature_names)) != len(feature_names):
         raise ModelLoadError(f"{directory}/metadata.json: n_features disagrees with feature_names")
-    classes = metadata.get("classes", [0, 1])
-    positive = metadata.get("positive_class", 1)
-    if positive not in classes:
-        raise ModelLoadError(f"{directory}/metadata.json: positive_class {positive!r} not in classes {classes}")
+    try:
+        task = task_from_metadata(metadata, f"{directory}/metadata.json")
+    except TaskError as exc:
+        raise ModelLoadError(str(exc)) from None
     runtime_cls, artifact = choose_artifact(directory, metadata, config.model_format, config.allow_pickle)
-    runtime = runtime_cls(artifact, metadata)
+    runtime = runtime_cls(artifact, metadata, task)
     model = LoadedModel(
         name=config.model_name or str(metadata.get("name") or directory.parent.name),
         version=str(metadata.get("version") or directory.name),
         metadata=metadata,
         runtime=runtime,
         feature_names=feature_names,
-        threshold=float(metadata.get("decision_threshold", 0.5)),
-        positive_index=classes.index(positive),
+        task=task,
         loaded_at=time.time(),
         feature_index={name: i for i, name in enumerate(feature_names)},
     )
     try:
         model.call_us = measure_call_us(runtime, model.n_features)
+        check_output(runtime, model.n_features, task)
+    except ModelLoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a model that cannot answer a zero row is not servable
         raise ModelLoadError(f"{artifact}: test prediction failed: {type(exc).__name__}: {exc}") from None
     return model
+
+
+def check_output(runtime, n_features: int, task: Task) -> None:
+    """The runtime answers the shape the task promises: [N, n_classes] or [N]."""
+    out = runtime.predict(np.zeros((2, n_features), dtype=runtime.input_dtype))
+    expected = (2, len(task.classes)) if task.is_classifier else (2,)
+    if getattr(out, "shape", None) != expected:
+        raise ModelLoadError(f"{runtime.format} runtime: the {task.kind} model answers shape {getattr(out, 'shape', None)} for 2 rows, "
+                             f"expected {expected} (metadata.json task/classes)")
 
 
 class ModelState:
@@ -92,6 +109,8 @@ class ModelState:
         self.executor: ThreadPoolExecutor | None = None
         self.metrics: ServerMetrics | None = None  # labelled with the model, so made by load()
         self.model_headers: list[tuple[bytes, bytes]] = []
+        self.drift: DriftMonitor | None = None
+        self.drift_status = "model not loaded yet"
 
     @property
     def ready(self) -> bool:
@@ -109,7 +128,8 @@ class ModelState:
                                          self.config.model_path.name or "unknown")
             return
         model = self.model
-        self.metrics = ServerMetrics(model.name, model.version)
+        self.metrics = ServerMetrics(model.name, model.version, task=model.task,
+                                     value_buckets=model.metadata.get("prediction_buckets"))
         self.metrics.model_loaded(model.loaded_at)
         self.model_headers = [(b"x-model-name", model.name.encode("latin-1", "replace")),
                               (b"x-model-version", model.version.encode("latin-1", "replace"))]
@@ -121,14 +141,15 @@ class ModelState:
             if mode == "off":
                 self.batcher = None
             else:
-                self.batcher = AdaptiveBatcher(model.runtime.predict_proba, self.executor,
+                self.batcher = AdaptiveBatcher(model.runtime.predict, self.executor,
                                                max_batch_size=self.config.max_batch_size,
                                                max_batch_time_s=self.config.max_batch_time_ms / 1000,
                                                max_in_flight=self.config.batch_workers)
+        self.drift, self.drift_status = build_monitor(self.config, model, self.metrics.registry)
         log.info("model ready", extra={
             "model": model.name, "version": model.version, "format": model.format,
-            "call_us": round(model.call_us, 1), "dispatch": self.dispatch_mode,
-            "load_seconds": round(time.perf_counter() - start, 3)})
+            "call_us": round(model.call_us, 1), "dispatch": self.dispatch_mode, "drift": self.drift_status,
+            "load_seconds": round(time.perf_counter() - start, 3), "process_age_s": process_age_s()})
 
     @property
     def dispatch_mode(self) -> str:
@@ -140,12 +161,24 @@ class ModelState:
         """Validated rows as the array the runtime takes (float32 for ONNX: no second copy)."""
         return np.array(rows, dtype=self.model.runtime.input_dtype)
 
-    async def predict_proba(self, X: np.ndarray) -> np.ndarray:
+    def predict_inline(self, X: np.ndarray) -> np.ndarray:
+        """The model called on the event loop (when ``inline``: cheaper than any hand-off)."""
+        Y = self.model.runtime.predict(X)
+        if self.drift is not None:
+            self.drift.record(X, Y)
+        return Y
+
+    async def predict(self, X: np.ndarray) -> np.ndarray:
+        """The model's answer for validated rows: probabilities [N, n_classes] or values [N]."""
         if self.inline:
-            return self.model.runtime.predict_proba(X)
+            return self.predict_inline(X)
         if self.batcher is not None:
-            return await self.batcher.submit(X)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.model.runtime.predict_proba, X)
+            Y = await self.batcher.submit(X)
+        else:
+            Y = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.runtime.predict, X)
+        if self.drift is not None:
+            self.drift.record(X, Y)  # two deque appends; the window and PSIs are computed elsewhere
+        return Y
 
     def close(self) -> None:
         if self.executor is not None:

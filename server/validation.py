@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import orjson
+from mlserving.server.asgi import MAX_REQUEST_ID_CHARS, usable_request_id
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-MAX_REQUEST_ID_CHARS = 128
 
 
 class InputError(Exception):
@@ -44,6 +44,20 @@ def parse_json(body: bytes):
         raise InputError("body", f"must be valid JSON: {exc}", status=400) from None
 
 
+def parse_object(body: bytes) -> dict:
+    """The body as a JSON object (the hot paths' first step)."""
+    if body:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            document = parse_json(body)
+    else:
+        document = parse_json(body)
+    if type(document) is not dict:
+        raise InputError("body", f"must be a JSON object, got {json_type(document)}")
+    return document
+
+
 def require_object(document, field: str = "body") -> dict:
     if type(document) is not dict:
         raise InputError(field, f"must be a JSON object, got {json_type(document)}")
@@ -58,7 +72,7 @@ def json_type(value) -> str:
 
 
 def check_request_id(value, field: str = "request_id") -> str:
-    if type(value) is not str or not value or len(value) > MAX_REQUEST_ID_CHARS or not value.isprintable():
+    if type(value) is not str or usable_request_id(value) is None:
         raise InputError(field, f"must be a non-empty printable string of at most {MAX_REQUEST_ID_CHARS} "
                                 f"characters, got {json_type(value)}")
     return value
@@ -77,17 +91,44 @@ _NUMBER_TYPES = frozenset((float, int))
 
 
 def _check_numbers(values: list, field: str) -> None:
-    # Fast path in C builtins: every value an int or float (bool is neither), within float32 range.
+    # Whole-array checks in C: every value an int or float (bool is neither), within float32 range.
     # NaN cannot reach here as a float: orjson refuses it and the fallback parser turns it into a marker.
     if set(map(type, values)) <= _NUMBER_TYPES and (
             not values or (-FLOAT32_MAX <= min(values) and max(values) <= FLOAT32_MAX)):
         return
+    locate_bad_number(values, field)
+
+
+def locate_bad_number(values, field: str) -> None:
+    """Raises the error for the first value that is not a finite number within float32 range."""
     for i, v in enumerate(values):
         t = type(v)
         # The range test is also false for nan; bool is not accepted as a number.
         if (t is float or t is int) and -FLOAT32_MAX <= v <= FLOAT32_MAX:
             continue
         raise _bad_number(f"{field}[{i}]", v)
+
+
+SMALL_ARRAY = 256  # values; below it C builtins over a list beat numpy's per-call overhead
+
+
+def check_finite_array(X: np.ndarray, field: str) -> None:
+    """Every value of a numeric array finite and within float32 range, checked on the whole array."""
+    if X.size <= SMALL_ARRAY:
+        values = X.reshape(-1).tolist()
+        # min/max find an infinity or an out-of-range value; a NaN, which compares false and can
+        # hide from them, makes the sum NaN.
+        if not values or (-FLOAT32_MAX <= min(values) and max(values) <= FLOAT32_MAX
+                          and (total := sum(values)) == total):
+            return
+    elif np.isfinite(X).all() and -FLOAT32_MAX <= X.min() and X.max() <= FLOAT32_MAX:
+        return
+    flat = X.reshape(-1)
+    bad = int(np.flatnonzero(~(np.isfinite(flat) & (np.abs(flat) <= FLOAT32_MAX)))[0])
+    value = float(flat[bad])
+    rule = (f"{value!r} is not allowed; must be a finite number" if not np.isfinite(value) else
+            f"must be a finite number within ±{FLOAT32_MAX:.4g}, got {value!r}")
+    raise InputError(f"{field}[{bad}]", rule)
 
 
 def feature_row(values, n_features: int, feature_index: dict, field: str) -> list:

@@ -12,8 +12,8 @@ Tests that need a real API server take the session-scoped ``cluster`` fixture an
 
 ``cluster`` is a :class:`Cluster`: ``kubeconfig`` (path), ``bin_dir`` (kubectl v1.35 and the
 other binaries), ``env`` (os.environ plus KUBECONFIG and PATH, for subprocesses such as an
-operator under test), ``kubectl(*args)``, ``get_json(...)``, ``apply(...)``. The kubernetes
-Python client can load it with ``kubernetes.config.load_kube_config(str(cluster.kubeconfig))``.
+operator under test), ``kubectl(*args)``, ``get_json(...)``, ``apply(...)``. The project's
+client loads it with ``KubeApi.from_kubeconfig(str(cluster.kubeconfig))`` (mlserving.operator.kubeapi).
 
 MLSERVING_KUBECONFIG=<path> points the fixture at an existing cluster (kind, for instance)
 instead. Otherwise the fixture reuses a running cluster of this checkout and only stops one
@@ -41,6 +41,10 @@ from collections.abc import Iterator
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Servers and routers started by the tests inherit this: many run at once on one machine, and each
+# would otherwise bind the metrics port 9090. Tests of the metrics port pass a free port themselves.
+os.environ.setdefault("METRICS_PORT", "0")
 CLUSTER_SH = REPO_ROOT / "hack" / "cluster.sh"
 
 
@@ -263,3 +267,32 @@ def k8s_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[
     cluster.kubectl("create", "namespace", name)
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+HELM_SH = REPO_ROOT / "hack" / "helm.sh"
+
+
+@pytest.fixture(scope="session")
+def helm() -> pathlib.Path:
+    """The helm binary hack/helm.sh builds from its Go module; skips without it.
+
+    MLSERVING_REQUIRE_HELM=1 builds it when Go exists (a few minutes the first time) and fails
+    otherwise; MLSERVING_HELM=<path> uses that binary instead.
+    """
+    given = os.environ.get("MLSERVING_HELM")
+    path = pathlib.Path(given) if given else pathlib.Path(
+        subprocess.run(["bash", str(HELM_SH), "path"], capture_output=True, text=True, check=True).stdout.strip())
+    if os.access(path, os.X_OK):
+        return path
+    reason = f"helm not built ({path}): run `hack/helm.sh build`"
+    if not env_flag("MLSERVING_REQUIRE_HELM"):
+        pytest.skip(reason)
+    if given or shutil.which("go") is None:
+        pytest.fail(f"MLSERVING_REQUIRE_HELM=1 but {reason}" + ("" if given else " (needs Go)"))
+    proc = subprocess.run(["bash", str(HELM_SH), "build"], capture_output=True, text=True, timeout=3600, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"MLSERVING_REQUIRE_HELM=1 and hack/helm.sh build failed:\n{proc.stderr[-4000:]}")
+    return path
+
+
+pytest_plugins = ["suite_times"]

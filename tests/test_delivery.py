@@ -242,27 +242,67 @@ def test_dockerfile_builds_from_a_base_image_argument_in_several_stages(image):
             f"FROM {' '.join(f)}: every stage starts from ${{BASE_IMAGE}} or an earlier stage"
         if len(f) == 3 and f[1].upper() == "AS":
             earlier.add(f[2])
-    assert froms[-1][0] == "${BASE_IMAGE}", "the final stage starts afresh from the base"
+    # The default target starts afresh from the base, or from a stage that does (image_chain
+    # below checks that no RUN, so no build tool, reaches any image target).
+    assert froms[-1][0] == "${BASE_IMAGE}" or ["FROM", f"${{BASE_IMAGE}} AS {froms[-1][0]}"] in [
+        list(stage[0]) for stage in groups[1:]], "the final stage starts afresh from the base"
 
 
-def test_both_dockerfiles_share_everything_up_to_the_final_venv_copy():
-    # identical instructions -> a builder with a layer cache builds wheels and venv once for both
-    def prefix(dockerfile):
-        kept = [st for st in stages(dockerfile) if not (st and st[0][1].endswith(" AS models"))]
-        flat = [ins for st in kept for ins in st]
-        end = next(i for i, (kw, rest) in enumerate(flat)
-                   if kw == "COPY" and rest.endswith("/opt/mlserving /opt/mlserving"))
-        return flat[: end + 1]
-
-    assert prefix(DOCKERFILES["server"]) == prefix(DOCKERFILES["operator"])
+def named_stage(dockerfile: pathlib.Path, name: str) -> list[tuple[str, str]]:
+    """The instructions of stage NAME ("" = the last, unnamed one)."""
+    for stage in stages(dockerfile)[1:]:
+        words = stage[0][1].split()
+        if (words[2] if len(words) == 3 and words[1].upper() == "AS" else "") == name:
+            return stage
+    raise AssertionError(f"{dockerfile.name}: no stage {name or '(final)'}")
 
 
-@pytest.mark.parametrize("image", sorted(DOCKERFILES))
-def test_dockerfile_final_stage_is_a_venv_run_as_uid_1000_without_build_tools(image):
+def image_chain(dockerfile: pathlib.Path, name: str) -> list[tuple[str, str]]:
+    """What an image target is made of: its stage's instructions after those of the stages it
+    starts FROM, back to the base image (FROM lines dropped)."""
+    out = []
+    while True:
+        stage = named_stage(dockerfile, name)
+        out = stage[1:] + out
+        parent = stage[0][1].split()[0]
+        if parent == "${BASE_IMAGE}":
+            return out
+        name = parent
+
+
+def test_both_dockerfiles_share_their_wheels_stage():
+    # identical instructions -> a builder with a layer cache builds every extra's wheels once for both
+    server, operator = (named_stage(DOCKERFILES[image], "wheels") for image in ("server", "operator"))
+    assert server == operator
+    assert any(".[server-full,router,operator,train]" in rest for kw, rest in server if kw == "RUN")
+
+
+def venv_extras(dockerfile: pathlib.Path, target: str) -> str:
+    """The extras the target's /opt/mlserving venv installs (pip install "mlserving[...]")."""
+    chain = image_chain(dockerfile, target)
+    (source,) = [re.fullmatch(r"--from=(\S+) /opt/mlserving /opt/mlserving", rest).group(1)
+                 for kw, rest in chain if kw == "COPY" and rest.endswith("/opt/mlserving /opt/mlserving")]
+    runs = " ".join(args_of(named_stage(dockerfile, source), "RUN"))
+    (extras,) = re.findall(r'--find-links=/wheels "mlserving\[([^\]]+)\]"', runs)
+    return extras
+
+
+def test_each_image_target_installs_only_its_processes_extras():
+    assert venv_extras(DOCKERFILES["server"], "") == "server,router"
+    assert venv_extras(DOCKERFILES["server"], "server-full") == "server-full,router"
+    assert venv_extras(DOCKERFILES["operator"], "") == "operator"
+
+
+# Every image a Dockerfile can produce: (Dockerfile key, target stage; "" = the default, last one).
+IMAGE_TARGETS = [("server", ""), ("server", "server-full"), ("operator", "")]
+
+
+@pytest.mark.parametrize(("image", "target"), IMAGE_TARGETS)
+def test_image_target_is_a_venv_run_as_uid_1000_without_build_tools(image, target):
     dockerfile = DOCKERFILES[image]
-    final = final_stage(dockerfile)
+    final = image_chain(dockerfile, target)
     assert args_of(final, "USER") == ["1000:1000"]
-    assert not args_of(final, "RUN"), "the final stage runs nothing: no package manager, no compiler"
+    assert not args_of(final, "RUN"), "an image target runs nothing: no package manager, no compiler"
     copies = args_of(final, "COPY")
     assert any(re.fullmatch(r"--from=\S+ /opt/mlserving /opt/mlserving", c) for c in copies), copies
     env = " ".join(args_of(final, "ENV"))
@@ -275,9 +315,10 @@ def test_dockerfile_final_stage_is_a_venv_run_as_uid_1000_without_build_tools(im
         assert not re.search(rf"apt-get install[^;&]*\b{re.escape(compiler)}\b", runs), compiler
 
 
-def test_server_image_entrypoint_and_baked_models():
+@pytest.mark.parametrize("target", ["", "server-full"])
+def test_server_image_entrypoint_and_baked_models(target):
     dockerfile = DOCKERFILES["server"]
-    final = final_stage(dockerfile)
+    final = image_chain(dockerfile, target)
     assert args_of(final, "ENTRYPOINT") == ['["mlserving"]']
     assert args_of(final, "CMD") == ['["serve"]']
     assert "MODEL_PATH=/models/current" in " ".join(args_of(final, "ENV"))
@@ -310,7 +351,8 @@ def test_operator_image_entrypoint():
     assert not any("/models" in c for c in args_of(final, "COPY")), "the operator image carries no models"
 
 
-@pytest.mark.parametrize("args", [["--help"], ["operator", "--help"], ["serve", "--help"], ["train", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["operator", "--help"], ["serve", "--help"], ["router", "--help"],
+                                  ["train", "--help"], ["fetch", "--help"]])
 def test_the_build_time_cli_checks_pass_on_this_checkout(args):
     mlserving = pathlib.Path(sys.executable).parent / "mlserving"
     proc = run_tool([mlserving, *args], timeout=120)

@@ -59,6 +59,7 @@ def test_make_demo_local_path(cluster, tmp_path):
         DEMO_KEEP="0",
     )
     env.pop("KUBECONFIG", None)
+    env.pop("METRICS_PORT", None)  # as a newcomer runs it: every process with its default metrics port
     with_kind = kind_available()
     if with_kind:  # this test is about the local path; the kind path is tests/e2e's
         env["MLSERVING_DEMO"] = "local"

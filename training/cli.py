@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mlserving.training.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from mlserving.training.data import DATASETS
 
 
 def _param(text: str):
@@ -23,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", required=True, help="version to write, e.g. 1.0.0")
     parser.add_argument("--out", type=Path, default=Path("models"), help="registry root (default: models/)")
     parser.add_argument("--algorithm", choices=sorted(ALGORITHMS), default=DEFAULT_ALGORITHM)
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="fraud",
+                        help="example data: fraud (binary), multiclass (3 string labels), regression")
     parser.add_argument("--seed", type=int, default=42, help="seed of the data and the estimator")
     parser.add_argument("--samples", type=int, default=10_000, help="rows of synthetic data")
     parser.add_argument("--n-estimators", type=int, help="trees (forest and boosting algorithms)")
@@ -34,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlserving.training.frameworks import ArtifactError
     from mlserving.training.registry import RegistryError
     from mlserving.training.train import train_version
 
@@ -44,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
         params["max_depth"] = args.max_depth
     try:
         train_version(args.model, args.version, args.out, algorithm=args.algorithm, params=params,
-                      seed=args.seed, samples=args.samples, threshold=args.threshold, force=args.force)
-    except (RegistryError, ValueError, TypeError) as exc:
+                      seed=args.seed, samples=args.samples, threshold=args.threshold, force=args.force,
+                      dataset=args.dataset)
+    except (RegistryError, ArtifactError, ValueError, TypeError) as exc:
         print(f"mlserving train: error: {exc}", file=sys.stderr)
         return 2
     return 0

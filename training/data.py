@@ -32,3 +32,35 @@ def make_fraud_dataset(samples: int = 10_000, seed: int = 42) -> Dataset:
         random_state=seed,
     )
     return Dataset(X=X.astype(np.float64), y=y.astype(np.int64), feature_names=FEATURE_NAMES)
+
+
+# Example data sets for the other tasks: a 3-class transaction category and a spend amount.
+CATEGORY_FEATURES = tuple(f"signal_{i:02d}" for i in range(12))
+CATEGORY_CLASSES = ("groceries", "travel", "electronics")
+AMOUNT_FEATURES = tuple(f"signal_{i:02d}" for i in range(10))
+
+
+def make_multiclass_dataset(samples: int = 10_000, seed: int = 42) -> Dataset:
+    """Three balanced classes (string labels) over 12 numeric features."""
+    from sklearn.datasets import make_classification
+
+    if samples < 200:
+        raise ValueError(f"samples: must be at least 200, got {samples}")
+    X, y = make_classification(n_samples=samples, n_features=len(CATEGORY_FEATURES), n_informative=6,
+                               n_redundant=2, n_classes=len(CATEGORY_CLASSES), n_clusters_per_class=1,
+                               class_sep=1.2, random_state=seed)
+    return Dataset(X=X.astype(np.float64), y=np.asarray(CATEGORY_CLASSES)[y], feature_names=CATEGORY_FEATURES)
+
+
+def make_regression_dataset(samples: int = 10_000, seed: int = 42) -> Dataset:
+    """A positive amount driven by 10 numeric features, with noise."""
+    from sklearn.datasets import make_regression
+
+    if samples < 200:
+        raise ValueError(f"samples: must be at least 200, got {samples}")
+    X, y = make_regression(n_samples=samples, n_features=len(AMOUNT_FEATURES), n_informative=6, noise=5.0,
+                           random_state=seed)
+    return Dataset(X=X.astype(np.float64), y=(y - y.min() + 10.0).astype(np.float64), feature_names=AMOUNT_FEATURES)
+
+
+DATASETS = {"fraud": make_fraud_dataset, "multiclass": make_multiclass_dataset, "regression": make_regression_dataset}

@@ -3,6 +3,7 @@
 A continuous feature gets quantile bin edges and the fraction of training rows in each bin (a
 feature with few distinct values gets one bin per value), so a
 later monitor can compute a population stability index against live traffic with the same bins.
+The positive-class scores of the held-out rows get the same treatment, for prediction drift.
 """
 
 import numpy as np
@@ -33,6 +34,11 @@ def feature_reference(X: np.ndarray, feature_names, bins: int = 10) -> dict:
             **_moments(values),
         }
     return stats
+
+
+def prediction_reference(scores: np.ndarray, bins: int = 10) -> dict:
+    """The same statistics for the positive-class scores of held-out rows."""
+    return feature_reference(scores.reshape(-1, 1), ["score"], bins)["score"]
 
 
 def _moments(values: np.ndarray) -> dict:

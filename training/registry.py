@@ -15,6 +15,12 @@ from pathlib import Path
 METADATA_FILE = "metadata.json"
 JOBLIB_FILE = "model.joblib"
 ONNX_FILE = "model.onnx"
+XGBOOST_JSON_FILE = "model.xgb.json"
+XGBOOST_UBJ_FILE = "model.xgb.ubj"
+LIGHTGBM_FILE = "model.lgb.txt"
+# Each framework's own artifact, in the order the server looks for them.
+NATIVE_FILES = {"sklearn": (JOBLIB_FILE,), "xgboost": (XGBOOST_JSON_FILE, XGBOOST_UBJ_FILE),
+                "lightgbm": (LIGHTGBM_FILE,)}
 NAME_RULE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 VERSION_RULE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,62}$")
 

@@ -1,4 +1,4 @@
--- POSTs the JSON body stored in the file named by BENCH_BODY_FILE on every request, and at the
+-- POSTs the body stored in the file named by BENCH_BODY_FILE on every request, and at the
 -- end prints one line "BENCH_RESULT {json}" that bench/server_load.py parses.
 local body_file = assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE is not set")
 local f = assert(io.open(body_file, "rb"))
@@ -6,6 +6,12 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+-- A v2 binary-tensor body: its JSON part's length goes in Inference-Header-Content-Length.
+local json_length = os.getenv("BENCH_JSON_LENGTH")
+if json_length then
+  wrk.headers["Content-Type"] = "application/octet-stream"
+  wrk.headers["Inference-Header-Content-Length"] = json_length
+end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# build-image.sh --tag REF --file DOCKERFILE [--context DIR] [--build-arg K=V]... [--import]
-# Builds a real Dockerfile with buildah on the local base image (BASE_IMAGE build arg, no registry),
+# build-image.sh --tag REF --file DOCKERFILE [--target STAGE] [--context DIR] [--build-arg K=V]... [--import]
+# Builds a real Dockerfile (its last stage, or --target STAGE) with buildah on the local base image
+# (BASE_IMAGE build arg, no registry),
 # exports a docker-archive tarball (it keeps the image name, unlike an oci-archive) and, with
 # --import, loads it into the node's containerd (namespace k8s.io). Skips the build when the
-# inputs (context files past .dockerignore, Dockerfile, tag, build args, base) are unchanged.
+# inputs (context files past .dockerignore, Dockerfile, target, tag, build args, base) are unchanged.
 # Prints the tarball path.
 source "$(dirname "$0")/lib.sh"
 
-tag="" file="" context="$REPO_ROOT" import=0 args=()
+tag="" file="" target="" context="$REPO_ROOT" import=0 args=()
 while (($#)); do
   case "$1" in
     --tag) tag="$2"; shift 2 ;;
     --file) file="$2"; shift 2 ;;
+    --target) target="$2"; shift 2 ;;
     --context) context="$2"; shift 2 ;;
     --build-arg) args+=("$2"); shift 2 ;;
     --import) import=1; shift ;;
@@ -26,7 +28,7 @@ has_base=0
 for a in "${args[@]}"; do [[ "$a" == BASE_IMAGE=* ]] && has_base=1; done
 ((has_base)) || args+=("BASE_IMAGE=$base")
 
-key="$(python3 "$(dirname "$0")/context_hash.py" "$context" "$file" "$tag" "${args[@]}")"
+key="$(python3 "$(dirname "$0")/context_hash.py" "$context" "$file" "$tag" "target=$target" "${args[@]}")"
 name="$(basename "${tag%%:*}")"
 tarball="$IMAGES_CACHE/$name-$key.tar"
 
@@ -39,6 +41,7 @@ if [[ ! -s "$tarball" ]]; then
   fi
   build_args=()
   for a in "${args[@]}"; do build_args+=(--build-arg "$a"); done
+  [[ -n "$target" ]] && build_args+=(--target "$target")
   # pip in RUN steps must trust what this host trusts: these machines reach PyPI through a
   # TLS-intercepting egress proxy whose CA is only in the host's bundle. The bundle and a pip.conf
   # naming it are bind-mounted into RUN steps only; no layer of the image keeps them.
@@ -61,8 +64,9 @@ if [[ ! -s "$tarball" ]]; then
   buildah_ push --quiet "$tag" "docker-archive:$tarball.tmp:$tag"
   mv "$tarball.tmp" "$tarball"
   log "built $tag in $(( $(date +%s) - start )) s -> $tarball ($(du -h "$tarball" | cut -f1))"
-  # Older tarballs of this image are superseded.
-  find "$IMAGES_CACHE" -maxdepth 1 -name "$name-*.tar" ! -name "$(basename "$tarball")" -delete
+  # Older tarballs of this image are superseded (the key is 16 hex digits, so server-* never
+  # matches server-full-*).
+  find "$IMAGES_CACHE" -maxdepth 1 -name "$name-$(printf '%.0s?' {1..16}).tar" ! -name "$(basename "$tarball")" -delete
 fi
 
 if ((import)); then

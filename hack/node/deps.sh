@@ -8,6 +8,7 @@ declare -A need=(
   [runc]=runc
   [/usr/lib/cni/bridge]=containernetworking-plugins
   [iptables]=iptables
+  [ipset]=ipset
   [conntrack]=conntrack
   [buildah]=buildah
   [debootstrap]=debootstrap

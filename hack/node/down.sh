@@ -29,12 +29,14 @@ stop() {
 #    Controllers and the scheduler go first so nothing is recreated meanwhile.
 stop kube-controller-manager
 stop kube-scheduler
+stop metrics-server
 if running kube-apiserver && running kubelet; then
   "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" delete pods --all --all-namespaces \
     --grace-period=5 --timeout=90s --wait=true >/dev/null 2>&1 \
     || log "some pods were not deleted through the API; removing their containers directly"
 fi
 stop kubelet 30
+stop kube-router
 stop kube-proxy
 stop coredns
 
@@ -77,7 +79,8 @@ for tree in /sys/fs/cgroup/*/kubepods; do
   [[ -d "$tree" ]] && log "could not remove cgroup $tree (processes still in it?)"
 done
 
-# 3. iptables: kube-proxy's own cleanup, then any KUBE-*/CNI-* chain and every rule jumping to one
+# 3. iptables: kube-proxy's own cleanup, then any KUBE-*/CNI-* chain (kube-router's KUBE-ROUTER-*,
+#    KUBE-POD-FW-*, KUBE-NWPLCY-* too) and every rule jumping to one
 #    (the kubelet's canary chains, CNI's) in both the nft and legacy backends, IPv4 and IPv6.
 if [[ -x "$K8S_BIN/kube-proxy" ]]; then
   "$K8S_BIN/kube-proxy" --cleanup --v=0 >/dev/null 2>&1 || true
@@ -94,6 +97,14 @@ for fam in iptables ip6tables; do
   purge_chains "$fam-nft-save" "$fam-nft-restore"
   purge_chains "$fam-legacy-save" "$fam-legacy-restore"
 done
+
+# The NetworkPolicy enforcer's ipsets (KUBE-SRC-*/KUBE-DST-*, their TMP- and inet6: variants),
+# now that no rule refers to them.
+if command -v ipset >/dev/null 2>&1; then
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(inet6:)?(TMP-)?KUBE-(SRC|DST)-'); do
+    ipset destroy "$set" 2>/dev/null || log "could not destroy ipset $set"
+  done
+fi
 
 # 4. Mounts left under our directories (volume tmpfs, rootfs overlays, sandbox shm) and the pod
 #    network namespaces this node created.

@@ -7,11 +7,18 @@ set -euo pipefail
 NODE_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$NODE_LIB_DIR/../.." && pwd)"
 
-# Same pinned version and flat binary cache as hack/cluster.sh (issue 3).
+# Same pinned version and flat binary cache as hack/cluster.sh (its `build` fills it).
 K8S_VERSION="${K8S_VERSION:-$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$REPO_ROOT/hack/go.mod")}"
 MLS_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mlserving"
 K8S_BIN="$MLS_CACHE/k8s/$K8S_VERSION/bin"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.14.7}"
+METRICS_SERVER_VERSION="${METRICS_SERVER_VERSION:-v0.9.0}"
+METRICS_SERVER_BIN="$MLS_CACHE/metrics-server/$METRICS_SERVER_VERSION/bin/metrics-server"
+METRICS_SERVER_PORT=10443       # on the node address; the aggregator reaches it there
+# The NetworkPolicy enforcer (kube-router's network-policy controller alone; docs/real-node.md).
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}"
+KUBE_ROUTER_BIN="$MLS_CACHE/kube-router/$KUBE_ROUTER_VERSION/kube-router"
+KUBE_ROUTER_HEALTH_PORT=20244
 
 NODE_STATE="${NODE_STATE:-/var/lib/mlserving-node}"   # certs, configs, containerd root, kubelet root
 NODE_RUN="${NODE_RUN:-/run/mlserving-node}"           # sockets and pid files
@@ -81,4 +88,23 @@ wait_for() {
     fi
     sleep 0.5
   done
+}
+
+# go_install_cached WHAT TARGET PACKAGE@VERSION [LDFLAGS]: `go install` one binary to TARGET
+# (nice -n 10, or $GO_BUILD_NICE; static, stripped, LDFLAGS added, build tags $GO_BUILD_TAGS)
+# unless TARGET is already there. The caller checks the cached binary's version (and tags) first
+# when its path does not carry them.
+go_install_cached() {
+  local what="$1" target="$2" package="$3" ldflags="${4:-}" gobin start
+  [[ -x "$target" ]] && return 0
+  mkdir -p "$(dirname "$target")"
+  gobin="$(mktemp -d)"
+  log "building $what (go install, nice -n ${GO_BUILD_NICE:-10})"
+  start=$(date +%s)
+  GOBIN="$gobin" CGO_ENABLED=0 nice -n "${GO_BUILD_NICE:-10}" go install -trimpath -tags "${GO_BUILD_TAGS:-}" \
+    -ldflags "-s -w $ldflags" "$package" \
+    || { rm -rf "$gobin"; die "go install $package failed"; }
+  mv "$gobin/$(basename "${package%@*}")" "$target"
+  rm -rf "$gobin"
+  log "$what built in $(( $(date +%s) - start )) s: $target"
 }

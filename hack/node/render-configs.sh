@@ -80,6 +80,9 @@ containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
 address: $NODE_IP
 port: 10250
 readOnlyPort: 0
+# Serving cert from the cluster CA (hack/node/pki.sh): metrics-server verifies it when it scrapes.
+tlsCertFile: $NODE_STATE/pki/kubelet-serving.crt
+tlsPrivateKeyFile: $NODE_STATE/pki/kubelet-serving.key
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248
 authentication:

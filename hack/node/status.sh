@@ -3,7 +3,7 @@
 # and the node is Ready.
 source "$(dirname "$0")/lib.sh"
 ok=0
-for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler coredns kubelet kube-proxy; do
+for name in containerd etcd kube-apiserver kube-controller-manager kube-scheduler coredns kubelet kube-proxy metrics-server kube-router; do
   if pid="$(daemon_pid "$name")"; then
     printf '%-24s running (pid %s)\n' "$name" "$pid"
   else

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hack/node/up.sh: one real Kubernetes node on this machine, no Docker needed.
 #   etcd + kube-apiserver + controller-manager + scheduler (binaries of hack/cluster.sh's cache),
-#   containerd (Debian, CRI plugin) + runc + CNI bridge, kubelet, kube-proxy (iptables), CoreDNS.
+#   containerd (Debian, CRI plugin) + runc + CNI bridge, kubelet, kube-proxy (iptables), CoreDNS,
+#   metrics-server (the Metrics API the HPAs and `kubectl top` read)
+#   and a NetworkPolicy enforcer (kube-router's network-policy controller alone: iptables + ipset).
 # Idempotent: a second run reuses what is running. Everything it starts is stopped by down.sh.
 # Prints the kubeconfig path on stdout when the node is Ready.
 source "$(dirname "$0")/lib.sh"
@@ -10,10 +12,22 @@ source "$(dirname "$0")/lib.sh"
 t0=$(date +%s)
 
 "$NODE_LIB_DIR/deps.sh"
+missing=()
 for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
-  [[ -x "$K8S_BIN/$b" ]] || die "$K8S_BIN/$b is missing: run hack/cluster.sh build (issue 3) first"
+  [[ -x "$K8S_BIN/$b" ]] || missing+=("$b")
 done
+if ((${#missing[@]})); then
+  # Built from the pinned k8s.io/kubernetes module into the shared cache, as hack/cluster.sh up does
+  # (about 40 minutes of Go builds on 2 cores the first time).
+  log "building the missing Kubernetes binaries: ${missing[*]}"
+  "$REPO_ROOT/hack/cluster.sh" build >&2
+  for b in "${missing[@]}"; do
+    [[ -x "$K8S_BIN/$b" ]] || die "$K8S_BIN/$b is still missing after hack/cluster.sh build"
+  done
+fi
 "$NODE_LIB_DIR/build-coredns.sh"
+"$NODE_LIB_DIR/build-metrics-server.sh"
+"$NODE_LIB_DIR/build-kube-router.sh" >/dev/null
 
 if ! daemon_pid containerd >/dev/null && { [[ -d "$NODE_RUN" ]] || ip link show "$NODE_BRIDGE" >/dev/null 2>&1; }; then
   # Leftovers of a node whose processes were killed without down.sh (an ended session, a reboot):
@@ -65,6 +79,13 @@ start_daemon kube-apiserver "$K8S_BIN/kube-apiserver" \
   --service-cluster-ip-range "$SERVICE_CIDR" \
   --authorization-mode Node,RBAC \
   --enable-admission-plugins NodeRestriction \
+  --requestheader-client-ca-file "$pki/front-proxy-ca.crt" \
+  --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User \
+  --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$pki/front-proxy-client.crt" --proxy-client-key-file "$pki/front-proxy-client.key" \
+  --enable-aggregator-routing=true \
   --profiling=false --v=1
 wait_for "kube-apiserver /readyz" 120 kubectl_ get --raw /readyz
 
@@ -99,9 +120,25 @@ start_daemon kubelet "$K8S_BIN/kubelet" \
 start_daemon kube-proxy "$K8S_BIN/kube-proxy" --config "$NODE_STATE/config/kube-proxy.yaml" --v=1
 
 wait_for "node $NODE_NAME to register" 120 kubectl_ get node "$NODE_NAME"
+# NetworkPolicies are enforced by kube-router's network-policy controller, run alone (no routing,
+# no service proxy: the bridge CNI and kube-proxy do those). It filters pod traffic in iptables
+# chains (KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*) with ipsets of the selected pods.
+kubectl_ apply -f "$NODE_LIB_DIR/kube-router-rbac.yaml" >/dev/null
+start_daemon kube-router "$KUBE_ROUTER_BIN" --kubeconfig "$pki/kube-router.kubeconfig" \
+  --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+  --enable-cni=false --service-cluster-ip-range "$SERVICE_CIDR" \
+  --health-port "$KUBE_ROUTER_HEALTH_PORT" --metrics-port 0 --v=1
+wait_for "kube-router healthz" 60 curl -fsS "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz"
+# Its rules really are in place on this kernel (FORWARD hooks into its chain), not just its process.
+kube_router_hooked() { iptables -S FORWARD 2>/dev/null | grep -q -- "-j KUBE-ROUTER-FORWARD"; }
+wait_for "kube-router's iptables chains" 60 kube_router_hooked
 kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=180s >/dev/null \
   || die "node $NODE_NAME not Ready; see $NODE_LOGS/kubelet.log"
 wait_for "CoreDNS ready" 60 curl -fsS http://127.0.0.1:18181/ready
+# The Metrics API: a node without it still runs pods, so a failure here is loud but not fatal
+# (the HPA tests then fail saying the Metrics API is missing).
+"$NODE_LIB_DIR/metrics-server.sh" \
+  || log "WARNING: metrics-server did not come up (see $NODE_LOGS/metrics-server.log): no Metrics API, HPAs cannot scale"
 # The default ServiceAccount must exist before pods can be created in a namespace.
 wait_for "default ServiceAccount" 60 kubectl_ -n default get serviceaccount default
 

@@ -6,13 +6,14 @@ import copy
 from dataclasses import dataclass
 
 from mlserving.operator import naming
+from mlserving.operator.children.spread import topology_spread
 from mlserving.operator.settings import OperatorSettings
 from mlserving.operator.spec import API_VERSION, KIND, ModelDeploymentSpec
 
 TMP_VOLUME = "tmp"
 PRESTOP_SLEEP_SECONDS = 5  # lets endpoints drop the pod before it stops accepting connections
 TERMINATION_GRACE_SECONDS = 30
-PROMETHEUS_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": str(naming.HTTP_PORT),
+PROMETHEUS_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": str(naming.METRICS_PORT),
                           "prometheus.io/path": "/metrics"}
 
 
@@ -20,10 +21,20 @@ PROMETHEUS_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/port": 
 class Context:
     spec: ModelDeploymentSpec
     settings: OperatorSettings
+    plan: object = None  # rollout.plan.RolloutPlan while spec.rollout is set
 
     @property
     def image(self) -> str:
         return self.spec.image or self.settings.server_image
+
+    @property
+    def has_router(self) -> bool:
+        return self.spec.has_router
+
+    @property
+    def router_selected(self) -> bool:
+        """The stable Service selects the router's pods (else the single variant's)."""
+        return self.plan.router_selected if self.plan is not None else self.spec.has_router
 
 
 def owner_reference(spec: ModelDeploymentSpec) -> dict:
@@ -64,13 +75,21 @@ def pod_security_context() -> dict:
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def http_probes() -> dict:
-    """Readiness, liveness and a startup probe that gives the model up to 120 s to load."""
+def http_probes(port: str = "http", scheme: str = "HTTP") -> dict:
+    """Readiness, liveness and a startup probe that gives the model up to 120 s to load.
+
+    A new pod takes traffic at the first readiness success after the startup probe's: both poll
+    every second, so a server ready in under a second is Ready about a second later (an HPA
+    scale-up is only as fast as that). Three failed readiness polls take a pod out of its Service.
+    """
     def get(path: str) -> dict:
-        return {"httpGet": {"path": path, "port": "http"}}
+        probe = {"path": path, "port": port}
+        if scheme != "HTTP":
+            probe["scheme"] = scheme
+        return {"httpGet": probe}
     return {
-        "startupProbe": {**get("/health/live"), "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 60},
-        "readinessProbe": {**get("/health/ready"), "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 2},
+        "startupProbe": {**get("/health/live"), "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 120},
+        "readinessProbe": {**get("/health/ready"), "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 3},
         "livenessProbe": {**get("/health/live"), "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
     }
 
@@ -122,32 +141,42 @@ def pod_spec(ctx: Context, containers: list[dict], volumes: list[dict], *, servi
 
 
 def container(ctx: Context, name: str, args: list[str], env: list[dict], resources: dict,
-              extra_mounts: list[dict] | None = None) -> dict:
+              extra_mounts: list[dict] | None = None, tls: bool = False) -> dict:
+    """``tls``: the serving port speaks HTTPS (named "https", probed over HTTPS)."""
+    port = "https" if tls else "http"
     return {
         "name": name,
         "image": ctx.image,
         "imagePullPolicy": ctx.settings.image_pull_policy,
         "args": args,
-        "ports": [{"name": "http", "containerPort": naming.HTTP_PORT, "protocol": "TCP"}],
+        "ports": [{"name": port, "containerPort": naming.HTTP_PORT, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": naming.METRICS_PORT, "protocol": "TCP"}],
         "env": merge_env(env, ctx.spec.pod_overrides.env),
         "resources": copy.deepcopy(resources),
-        **http_probes(),
+        **http_probes(port, "HTTPS" if tls else "HTTP"),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}},
         "securityContext": container_security_context(),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": "/tmp"}] + (extra_mounts or []),
     }
 
 
-def rolling_deployment(ctx: Context, name: str, variant: str, template: dict, replicas: int | None) -> dict:
-    """A Deployment whose rollout never drops below the desired ready count."""
+def rolling_deployment(ctx: Context, name: str, variant: str | None, template: dict, replicas: int | None,
+                       selector: dict | None = None, meta: dict | None = None) -> dict:
+    """A Deployment whose rollout never drops below the desired ready count, its pods spread
+    over nodes and zones as spec.placement.spread says. ``selector``: a rollout track's own."""
+    selector = selector or naming.selector_labels(ctx.spec.name, variant)
+    constraints = topology_spread(ctx.spec.spread, selector)
+    if constraints:
+        template = {**template, "spec": {**template["spec"], "topologySpreadConstraints": constraints}}
     spec: dict = {}
     if replicas is not None:  # None: an HPA owns the replica count
         spec["replicas"] = replicas
     spec.update({
         "revisionHistoryLimit": 5,
         "progressDeadlineSeconds": 600,
-        "selector": {"matchLabels": naming.selector_labels(ctx.spec.name, variant)},
+        "selector": {"matchLabels": selector},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": template,
     })
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": metadata(ctx, name, variant), "spec": spec}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta or metadata(ctx, name, variant),
+            "spec": spec}

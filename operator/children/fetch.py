@@ -1,42 +1,30 @@
-"""The init container that downloads an http(s) storageUri into an emptyDir.
+"""The init container that fetches a variant's storageUri into an emptyDir: ``mlserving fetch``.
 
-The server image has no ``fetch-model`` subcommand, so the init container runs the image's Python
-with this stdlib-only script (``python -c SCRIPT URL DEST``). The URL must point at a tar archive
-(any compression tarfile reads: .tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) of one model version
-directory, with ``metadata.json`` at its top or inside a single top-level folder. The server
-verifies every artifact's sha256 from metadata.json before it turns ready, so a corrupted download
-never serves.
+It runs the variant's own server image (``mlserving fetch`` needs the standard library for
+http(s), and the server extra's ``minio`` for s3); what the command accepts is documented in
+mlserving.cli.fetch, and its S3 environment in mlserving.cli.s3.
 """
 
+from __future__ import annotations
+
+from mlserving.cli.fetch import S3_ENDPOINT_ENV, S3_KEY_ENVS, S3_REGION_ENV
+from mlserving.operator.spec import S3Store
+
 MODEL_DIR = "/mnt/models"
-
-SCRIPT = r'''
-import os, shutil, sys, tarfile, tempfile, urllib.request
-url, dest = sys.argv[1], sys.argv[2]
-os.makedirs(dest, exist_ok=True)
-with tempfile.TemporaryFile(dir=dest) as buf:
-    with urllib.request.urlopen(url, timeout=60) as resp:
-        shutil.copyfileobj(resp, buf, 1 << 20)
-    buf.seek(0)
-    with tarfile.open(fileobj=buf, mode="r:*") as tar:
-        if hasattr(tarfile, "data_filter"):
-            tar.extractall(dest, filter="data")
-        else:
-            for m in tar.getmembers():
-                if m.name.startswith("/") or ".." in m.name.split("/") or not (m.isfile() or m.isdir()):
-                    sys.exit("refusing archive member %r" % m.name)
-            tar.extractall(dest)
-entries = [e for e in os.listdir(dest) if not e.startswith(".")]
-if "metadata.json" not in entries and len(entries) == 1 and os.path.isdir(os.path.join(dest, entries[0])):
-    top = os.path.join(dest, entries[0])
-    for e in os.listdir(top):
-        os.rename(os.path.join(top, e), os.path.join(dest, e))
-    os.rmdir(top)
-if not os.path.isfile(os.path.join(dest, "metadata.json")):
-    sys.exit("no metadata.json in the archive from %s" % url)
-print("fetched %s into %s: %s" % (url, dest, sorted(os.listdir(dest))))
-'''.strip()
+CONTAINER_NAME = "fetch-model"
+# The keys spec.storage.s3.secretName's Secret must hold, passed to the init container as is.
+S3_SECRET_KEYS = S3_KEY_ENVS
 
 
-def command(url: str, dest: str = MODEL_DIR) -> list[str]:
-    return ["python", "-c", SCRIPT, url, dest]
+def command(uri: str, dest: str = MODEL_DIR) -> list[str]:
+    return ["mlserving", "fetch", "--uri", uri, "--dest", dest]
+
+
+def s3_env(store: S3Store) -> list[dict]:
+    """The environment mlserving.cli.s3 reads: the store's address, and its key pair from the Secret."""
+    return [
+        {"name": S3_ENDPOINT_ENV, "value": store.endpoint},
+        {"name": S3_REGION_ENV, "value": store.region},
+        *({"name": key, "valueFrom": {"secretKeyRef": {"name": store.secret_name, "key": key}}}
+          for key in S3_SECRET_KEYS),
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 from mlserving.operator import naming
@@ -10,12 +11,16 @@ from mlserving.operator.spec import Autoscaling, Variant
 
 
 def variant_bounds(autoscaling: Autoscaling, variant: Variant) -> tuple[int, int]:
-    """A live variant scales with its share of traffic; a mirror sees all of it."""
+    """A live variant scales with its share of traffic; a mirror sees all of it.
+
+    A small share still gets room to scale: its maximum is at least 2 whenever the model's
+    maxReplicas allows 2 (a 10 % variant of a 2-6 model gets 1-2, not 1-1).
+    """
     if variant.mirror:
         return autoscaling.min_replicas, autoscaling.max_replicas
     w = variant.weight
     lo = max(1, math.ceil(autoscaling.min_replicas * w / 100))
-    hi = max(lo, math.ceil(autoscaling.max_replicas * w / 100))
+    hi = max(lo, math.ceil(autoscaling.max_replicas * w / 100), min(2, autoscaling.max_replicas))
     return lo, hi
 
 
@@ -28,8 +33,9 @@ def _metrics(cpu: int | None, memory: int | None) -> list[dict]:
     return out
 
 
-def hpa(ctx: Context, name: str, variant_label: str, lo: int, hi: int, cpu: int | None, memory: int | None) -> dict:
-    return {
+def hpa(ctx: Context, name: str, variant_label: str, lo: int, hi: int, cpu: int | None, memory: int | None,
+        behavior: dict | None = None) -> dict:
+    out = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(ctx, name, variant_label),
@@ -40,10 +46,13 @@ def hpa(ctx: Context, name: str, variant_label: str, lo: int, hi: int, cpu: int 
             "metrics": _metrics(cpu, memory),
         },
     }
+    if behavior:
+        out["spec"]["behavior"] = copy.deepcopy(behavior)
+    return out
 
 
 def variant_hpa(ctx: Context, variant: Variant) -> dict:
     a = ctx.spec.autoscaling
     lo, hi = variant_bounds(a, variant)
     return hpa(ctx, naming.variant_child(ctx.spec.name, variant.name), variant.name, lo, hi,
-               a.target_cpu, a.target_memory)
+               a.target_cpu, a.target_memory, a.behavior)

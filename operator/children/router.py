@@ -1,7 +1,12 @@
-"""The router of a ModelDeployment with 2+ variants: identity, RBAC, Deployment, HPA and PDB.
+"""The router of a ModelDeployment with 2+ variants, or with spec.security auth, rateLimit or tls:
+identity, RBAC, Deployment, HPA and PDB.
 
 Its only API permission is to read its own routing ConfigMap; weights reach it through that
-ConfigMap, so the router's pod template never changes with them.
+ConfigMap, so the router's pod template never changes with them. The token and TLS Secrets are
+mounted (``optional``: a missing Secret leaves the directory empty, the pod starts and the router
+answers 503 instead of serving unchecked); the kubelet refreshes mounted Secrets within about a
+minute, which is how a token added or removed, or a renewed certificate, reaches the router
+without a restart and without any Secret permission for the router.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from mlserving.operator.children.common import (
 
 ROUTER_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}}
 ROUTER_CPU_TARGET = 70
+AUTH_VOLUME, AUTH_DIR = "auth-tokens", "/etc/mlserving/auth"
+TLS_VOLUME, TLS_DIR = "tls", "/etc/mlserving/tls"
+SECRET_FILE_MODE = 0o440  # owner root, group the pod's fsGroup (1000): readable by the router only
 
 
 def rbac(ctx: Context) -> list[dict]:
@@ -38,17 +46,44 @@ def rbac(ctx: Context) -> list[dict]:
     ]
 
 
+def _secret_volume(volume: str, secret: str, mount_path: str) -> tuple[dict, dict]:
+    return ({"name": volume, "secret": {"secretName": secret, "optional": True, "defaultMode": SECRET_FILE_MODE}},
+            {"name": volume, "mountPath": mount_path, "readOnly": True})
+
+
+def security_args(ctx: Context) -> tuple[list[str], list[dict], list[dict]]:
+    """(router flags, volumes, volumeMounts) for spec.security's auth, rateLimit and tls."""
+    sec = ctx.spec.security
+    args: list[str] = []
+    volumes: list[dict] = []
+    mounts: list[dict] = []
+    for secret, volume, directory, flag in ((sec.auth_secret, AUTH_VOLUME, AUTH_DIR, "--auth-tokens-dir"),
+                                             (sec.tls_secret, TLS_VOLUME, TLS_DIR, "--tls-dir")):
+        if secret is not None:
+            vol, mount = _secret_volume(volume, secret, directory)
+            volumes.append(vol)
+            mounts.append(mount)
+            args += [flag, directory]
+    if sec.rate_limit is not None:
+        rate = sec.rate_limit
+        args += ["--rate-limit-rps", format(rate.requests_per_second, "g"),
+                 "--rate-limit-burst", str(rate.burst), "--rate-limit-key", rate.key]
+    return args, volumes, mounts
+
+
 def router_deployment(ctx: Context) -> dict:
     md = ctx.spec.name
     # The router takes its log level as a flag (choices debug/info/warning/error), not from env.
     level = {"CRITICAL": "error"}.get(ctx.settings.log_level, ctx.settings.log_level.lower())
     args = ["router", "--configmap", f"{ctx.spec.namespace}/{naming.routing_configmap(md)}",
             "--port", str(naming.HTTP_PORT), "--log-level", level]
-    router = container(ctx, "router", args, [], ROUTER_RESOURCES)
+    extra_args, volumes, mounts = security_args(ctx)
+    router = container(ctx, "router", args + extra_args, [], ROUTER_RESOURCES, mounts,
+                       tls=ctx.spec.security.tls_secret is not None)
     template = {
         "metadata": {"labels": pod_labels(ctx, naming.ROUTER, None), "annotations": pod_annotations(ctx)},
         # The ServiceAccount does not automount; the pod asks for the token explicitly.
-        "spec": pod_spec(ctx, [router], [], service_account=naming.router_child(md)),
+        "spec": pod_spec(ctx, [router], volumes, service_account=naming.router_child(md)),
     }
     return rolling_deployment(ctx, naming.router_child(md), naming.ROUTER, template, replicas=None)
 

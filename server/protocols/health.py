@@ -5,6 +5,7 @@ import os
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from mlserving.server.protocols.errors import error_response
 
 
 def router(state) -> APIRouter:
@@ -39,8 +40,7 @@ def router(state) -> APIRouter:
     async def model_metadata(request: Request):
         model = state.model
         if model is None:
-            return JSONResponse({"error": f"model not ready: {state.not_ready_reason}", "field": None,
-                                 "status": 503, "request_id": request.state.request_id}, status_code=503)
+            return error_response(request, 503, f"model not ready: {state.not_ready_reason}", None)
         return {
             "name": model.name,
             "version": model.version,
@@ -58,7 +58,7 @@ def router(state) -> APIRouter:
             },
             "n_features": model.n_features,
             "feature_names": model.feature_names,
-            "decision_threshold": model.threshold,
+            "task": model.task.describe(),
             "metadata": model.metadata,
             "request_id": request.state.request_id,
         }

@@ -1,7 +1,7 @@
 """The router as a raw ASGI application (no framework on the forward path).
 
 Paths forwarded to a variant: /predict, /predict/batch and everything under /v2/. The router
-answers /health/live, /health/ready and /metrics itself; anything else is a JSON 404.
+answers /health/live, /health/ready, /metrics and /openapi.json itself; anything else is a JSON 404.
 """
 
 from __future__ import annotations
@@ -10,21 +10,25 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import time
 
-from mlserving.server.asgi import BodyTooLarge, ClientGone, read_body
+from mlserving.server.asgi import BodyTooLarge, ClientGone, new_request_id, read_body, usable_request_id
+from mlserving.server.logs import clip, error_body
 from mlserving.server.router.forwarding import HOP_BY_HOP_REQUEST, Forwarder, UpstreamError, UpstreamResponse
-from mlserving.server.router.metrics import RouterMetrics
+from mlserving.server.router.metrics import NO_VARIANT, RouterMetrics
 from mlserving.server.router.mirroring import Mirror
-from mlserving.server.router.selection import Selector
-from mlserving.server.router.table import TableError, Variant, parse_table
+from mlserving.server.router.openapi import DOCUMENT
+from mlserving.server.router.selection import Route, Selector
+from mlserving.server.router.table import TableError, parse_table
+from mlserving.server.router.watched import watch
+from mlserving.server.tracecontext import TRACEPARENT, new_traceparent, trace_id_of
 
 log = logging.getLogger("mlserving.router")
 
 FORWARDED_EXACT = frozenset({"/predict", "/predict/batch"})
 FORWARDED_PREFIX = "/v2/"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+OPENAPI = json.dumps(DOCUMENT).encode()
 _ERROR_STATUS = {"timeout": 504, "unreachable": 502, "protocol": 502}
 
 
@@ -34,16 +38,23 @@ def _json(payload: dict) -> bytes:
 
 class RouterApp:
     def __init__(self, source, timeout_s: float = 10.0, mirror_queue: int = 1024, mirror_workers: int = 16,
-                 max_idle_per_upstream: int = 256, max_body_bytes: int = 16 << 20,
-                 connect_timeout_s: float = 1.0):
+                 max_idle_per_upstream: int = 256, max_body_bytes: int = 1 << 20,
+                 connect_timeout_s: float = 1.0, max_response_bytes: int = 4 << 20,
+                 mirror_queue_bytes: int = 16 << 20):
         self.source = source
         self.max_body_bytes = max_body_bytes
         self.metrics = RouterMetrics()
-        self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream, connect_timeout_s)
-        self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers)
+        self.forwarder = Forwarder(self.metrics, timeout_s, max_idle_per_upstream, connect_timeout_s,
+                                   max_response_bytes)
+        self.mirror = Mirror(self.forwarder, self.metrics, queue_size=mirror_queue, workers=mirror_workers,
+                             max_bytes=mirror_queue_bytes)
         self.selector: Selector | None = None
+        self.guard = None  # a security.Guard when auth or a rate limit is on
+        self.watches: list = []  # (directory, reload, what): mounted Secrets polled while serving
+        self._watch_tasks: list[asyncio.Task] = []
         self._source_task: asyncio.Task | None = None
         self._failover_log: dict[str, tuple[float, int]] = {}
+        self.debug = log.isEnabledFor(logging.DEBUG)  # per-request lines: decided once, at start
 
     # -- routing table -------------------------------------------------------------------------
     def apply_table(self, raw: bytes | None, origin: str) -> bool:
@@ -61,10 +72,11 @@ class RouterApp:
             keeping = self.selector.table.describe() if self.selector else "no table (not ready)"
             log.error("routing table from %s refused: %s; still serving %s", origin, exc, keeping)
             return False
-        self.selector = Selector(table)
-        self.forwarder.retain({v.url for v in table.variants})
-        self.metrics.table_generation.set(table.generation)
-        self.metrics.tables_applied.inc()
+        selector = Selector(table)
+        self.selector = selector
+        self.forwarder.retain({v.url for v in table.variants} | {t.url for v in table.variants for t in v.tracks})
+        self.metrics.table_in_force(table.generation, [(r.name, r.version, r.buckets / 100) for r in selector.routes]
+                                    + [(v.name, v.version, 0) for v in table.variants if not v.live])
         log.info("routing table %s in force (from %s)", table.describe(), origin)
         return True
 
@@ -73,19 +85,28 @@ class RouterApp:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
+            guard = self.guard
+            if guard is not None and not path.startswith("/health/"):
+                selector = self.selector
+                refused = guard.check(scope, selector.sticky_name if selector is not None else None)
+                if refused is not None:
+                    status, headers, body = refused
+                    return await self._respond(send, status, body, JSON_HEADERS + headers)
             if path in FORWARDED_EXACT or path.startswith(FORWARDED_PREFIX):
                 await self._forward(scope, receive, send)
             elif path == "/health/live":
                 await self._respond(send, 200, _json({"status": "live"}), JSON_HEADERS)
             elif path == "/health/ready":
                 await self._ready(send)
+            elif path == "/openapi.json":
+                await self._respond(send, 200, OPENAPI, JSON_HEADERS)
             elif path == "/metrics":
                 await self._respond(send, 200, self.metrics.render(),
                                     [(b"content-type", self.metrics.content_type.encode())])
             else:
-                await self._respond(send, 404, _json({
-                    "error": f"no route for {path}; the router forwards /predict, /predict/batch and /v2/*"}),
-                    JSON_HEADERS)
+                await self._respond(send, 404, error_body(
+                    404, f"path: no route for {clip(path, 200)}; the router forwards /predict, /predict/batch "
+                    "and /v2/*", "path"), JSON_HEADERS)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -110,6 +131,8 @@ class RouterApp:
         gc.collect()
         gc.freeze()
         self.mirror.start()
+        self._watch_tasks = [asyncio.create_task(watch(directory, reload, what), name=f"watch-{what}")
+                             for directory, reload, what in self.watches]
         self._source_task = asyncio.create_task(self._run_source(), name="routing-table-source")
 
     async def _run_source(self) -> None:
@@ -122,6 +145,9 @@ class RouterApp:
                           self.source.describe())
 
     async def shutdown(self) -> None:
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
         if self._source_task is not None:
             self._source_task.cancel()
             await asyncio.gather(self._source_task, return_exceptions=True)
@@ -145,40 +171,48 @@ class RouterApp:
 
     # -- forward path ---------------------------------------------------------------------------
     async def _forward(self, scope, receive, send) -> None:
-        try:
-            body = await read_body(receive, self.max_body_bytes)
-        except ClientGone:  # the client disconnected before sending its whole body
-            return
-        except BodyTooLarge:
-            self.metrics.count_request("none", 413)
-            await self._respond(send, 413, _json({
-                "error": f"request body: larger than the router's limit of {self.max_body_bytes} bytes "
-                         "(--max-body-bytes)", "variant": None}), JSON_HEADERS)
-            return
+        started = time.perf_counter()
         selector = self.selector  # one table for the whole request, whatever arrives meanwhile
         sticky_name = selector.sticky_name if selector is not None else None
-        sticky_key = request_id = None
+        sticky_key = request_id = traceparent = length = None
         headers = []
         for name, value in scope["headers"]:
             if name in HOP_BY_HOP_REQUEST:
+                if name == b"content-length" and length is None:
+                    length = value
                 continue
             if name == b"x-request-id":
                 if request_id is None:
                     request_id = value
                 continue
+            if name == TRACEPARENT:  # passed on below: as it came when valid, else a new one
+                if traceparent is None:
+                    traceparent = value
+                continue
             if name == sticky_name and sticky_key is None and value:  # empty value: not sticky
                 sticky_key = value
             headers.append((name, value))
-        if request_id is None:
-            request_id = os.urandom(16).hex().encode()
+        # The server's rule, so the id in the client's answer and in the server's log are the same.
+        request_id = (usable_request_id(request_id.decode("latin-1")) if request_id is not None else None) \
+            or new_request_id()
+        request_id = request_id.encode("latin-1")
+        if traceparent is None or trace_id_of(traceparent) is None:
+            traceparent = new_traceparent()
         headers.append((b"x-request-id", request_id))
-
+        headers.append((TRACEPARENT, traceparent))
+        try:
+            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+                raise BodyTooLarge  # refused before reading a byte of it
+            body = await read_body(receive, self.max_body_bytes)
+        except ClientGone:  # the client disconnected before sending its whole body
+            return
+        except BodyTooLarge:
+            await self._refuse(send, scope, 413, f"body: larger than the router's limit of {self.max_body_bytes} "
+                               "bytes (--max-body-bytes)", "body", request_id, traceparent, started)
+            return
         if selector is None:
-            self.metrics.count_request("none", 503)
-            await self._respond(send, 503, _json({
-                "error": "the router has no valid routing table yet", "variant": None,
-                "requestId": request_id.decode("latin-1")}),
-                JSON_HEADERS + [(b"x-request-id", request_id)])
+            await self._refuse(send, scope, 503, "the router has no valid routing table yet", None,
+                               request_id, traceparent, started)
             return
 
         target = scope.get("raw_path") or scope["path"].encode()
@@ -193,31 +227,66 @@ class RouterApp:
             except UpstreamError as err:
                 if err.kind != "unreachable":
                     raise
-                fallback = selector.failover_for(variant)
-                if fallback is None:
-                    raise
-                self._log_failover(variant, fallback, err)
-                self.metrics.failovers.labels(variant.name, fallback.name).inc()
-                variant = fallback
-                tried.append(variant.name)
-                resp = await self.forwarder.send(variant, method, target, headers, body)
+                try:
+                    # A prediction is idempotent: one more try within the variant first (a new
+                    # connection, which its Service may send to another of its pods).
+                    resp = await self.forwarder.send(variant, method, target, headers, body)
+                except UpstreamError as again:
+                    if again.kind != "unreachable":
+                        raise
+                    fallback = selector.failover_for(variant)
+                    if fallback is None:
+                        raise
+                    self._log_failover(variant, fallback, again)
+                    self.metrics.failovers.labels(variant.name, fallback.name).inc()
+                    variant = fallback
+                    tried.append(variant.name)
+                    resp = await self.forwarder.send(variant, method, target, headers, body)
         except UpstreamError as err:
-            await self._upstream_failed(send, err, request_id, tried)
+            status = await self._upstream_failed(send, err, request_id, traceparent, tried)
+            self._log_request(scope, status, err.variant, request_id, traceparent, started, err.detail)
             return
 
-        if resp.status >= 500:
-            await self._upstream_5xx(send, variant, resp, request_id)
+        status = resp.status
+        if status >= 500:
+            status = await self._upstream_5xx(send, variant, resp, request_id, traceparent)
         else:
-            self.metrics.count_request(variant.name, resp.status)
-            resp.headers += [*selector.identity_headers[variant.name], (b"x-request-id", request_id),
+            self.metrics.count_request(variant.name, variant.version, status)
+            resp.headers += [*variant.identity, (b"x-request-id", request_id),
                              (b"content-length", str(len(resp.body)).encode())]
-            await send({"type": "http.response.start", "status": resp.status, "headers": resp.headers})
+            await send({"type": "http.response.start", "status": status, "headers": resp.headers})
             await send({"type": "http.response.body", "body": resp.body})
+        if status >= 400 or self.debug:
+            self._log_request(scope, status, variant, request_id, traceparent, started,
+                              f"variant answered HTTP {resp.status}" if status >= 400 else None)
         mirrors = selector.mirrors
         if mirrors:
             self.mirror.offer(mirrors, method, target, headers, body)
+        if variant.shadows:  # a rollout's shadow phase: compare the new version's answer with this one
+            self.mirror.offer(variant.shadows, method, target, headers, body, (resp.status, resp.body))
 
-    def _log_failover(self, failed: Variant, fallback: Variant, err: UpstreamError) -> None:
+    async def _refuse(self, send, scope, status: int, message: str, field: str | None, request_id: bytes,
+                      traceparent: bytes, started: float) -> None:
+        """A request the router answers itself, without reaching a variant."""
+        self.metrics.count_request(NO_VARIANT, NO_VARIANT, status)
+        rid = request_id.decode("latin-1")
+        await self._respond(send, status, error_body(status, message, field, rid, trace_id_of(traceparent),
+                                                     variant=None), JSON_HEADERS + [(b"x-request-id", request_id)])
+        self._log_request(scope, status, None, request_id, traceparent, started, message)
+
+    def _log_request(self, scope, status: int, variant: Route | None, request_id: bytes, traceparent: bytes,
+                     started: float, error: str | None) -> None:
+        """One JSON line per request at debug, per failure (status >= 400) at warning."""
+        fields = {"request_id": request_id.decode("latin-1"), "trace_id": trace_id_of(traceparent),
+                  "method": scope["method"], "path": scope["path"], "status": status,
+                  "variant": variant.name if variant else None, "version": variant.version if variant else None,
+                  "duration_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if status >= 400:
+            log.warning("request failed", extra={**fields, "error": error})
+        else:
+            log.debug("request", extra=fields)
+
+    def _log_failover(self, failed: Route, fallback: Route, err: UpstreamError) -> None:
         """At most one line per failed variant every 5 s: an outage must not flood the log."""
         now = time.monotonic()
         last, skipped = self._failover_log.get(failed.name, (0.0, 0))
@@ -230,28 +299,31 @@ class RouterApp:
                     fallback.name, more)
 
     @staticmethod
-    def _variant_headers(variant: Variant, request_id: bytes) -> list:
+    def _variant_headers(variant: Route, request_id: bytes) -> list:
         return JSON_HEADERS + [(b"x-mlserving-variant", variant.name.encode()),
                                (b"x-model-version", variant.version.encode()),
                                (b"x-request-id", request_id)]
 
-    async def _upstream_failed(self, send, err: UpstreamError, request_id: bytes, tried: list[str]) -> None:
+    async def _upstream_failed(self, send, err: UpstreamError, request_id: bytes, traceparent: bytes,
+                               tried: list[str]) -> int:
         status = _ERROR_STATUS[err.kind]
         variant = err.variant
-        self.metrics.count_request(variant.name, status)
+        self.metrics.count_request(variant.name, variant.version, status)
         what = {"timeout": "did not answer in time", "unreachable": "could not be reached",
                 "protocol": "sent an invalid answer"}[err.kind]
-        await self._respond(send, status, _json({
-            "error": f"variant {variant.name!r} {what}: {err.detail}", "variant": variant.name,
-            "version": variant.version, "tried": tried, "requestId": request_id.decode("latin-1")}),
+        await self._respond(send, status, error_body(
+            status, f"variant {variant.name!r} {what}: {err.detail}", None, request_id.decode("latin-1"),
+            trace_id_of(traceparent), variant=variant.name, version=variant.version, tried=tried),
             self._variant_headers(variant, request_id))
+        return status
 
-    async def _upstream_5xx(self, send, variant: Variant, resp: UpstreamResponse, request_id: bytes) -> None:
+    async def _upstream_5xx(self, send, variant: Route, resp: UpstreamResponse, request_id: bytes,
+                            traceparent: bytes) -> int:
         status = resp.status if resp.status in (503, 504) else 502
-        self.metrics.count_request(variant.name, status)
-        await self._respond(send, status, _json({
-            "error": f"variant {variant.name!r} answered HTTP {resp.status}", "variant": variant.name,
-            "version": variant.version, "upstreamStatus": resp.status,
-            "upstreamBody": resp.body[:1000].decode("utf-8", "replace"),
-            "requestId": request_id.decode("latin-1")}),
+        self.metrics.count_request(variant.name, variant.version, status)
+        await self._respond(send, status, error_body(
+            status, f"variant {variant.name!r} answered HTTP {resp.status}", None, request_id.decode("latin-1"),
+            trace_id_of(traceparent), variant=variant.name, version=variant.version,
+            upstream_status=resp.status, upstream_body=resp.body[:1000].decode("utf-8", "replace")),
             self._variant_headers(variant, request_id))
+        return status

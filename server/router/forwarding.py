@@ -49,8 +49,9 @@ class UpstreamResponse:
 
 class Forwarder:
     def __init__(self, metrics: RouterMetrics, timeout_s: float, max_idle_per_upstream: int = 256,
-                 connect_timeout_s: float = 1.0):
+                 connect_timeout_s: float = 1.0, max_response_bytes: int = 4 << 20):
         self.metrics = metrics
+        self.max_response_bytes = max_response_bytes
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_idle = max_idle_per_upstream
@@ -60,7 +61,7 @@ class Forwarder:
         pool = self._pools.get(url)
         if pool is None:
             pool = self._pools[url] = UpstreamPool(url, UPSTREAM_KEEPALIVE_S, self.max_idle,
-                                                         self.connect_timeout_s)
+                                                   self.connect_timeout_s, self.max_response_bytes)
         return pool
 
     def retain(self, urls: set[str]) -> None:
@@ -90,6 +91,6 @@ class Forwarder:
         except BadAnswer as exc:
             raise UpstreamError("protocol", variant, str(exc)) from None
         if record_latency:
-            self.metrics.observe_upstream(variant.name, time.perf_counter() - started)
+            self.metrics.observe_upstream(variant.name, variant.version, time.perf_counter() - started)
         kept = [(k, v) for k, v in raw_headers if k.lower() not in DROPPED_RESPONSE]
         return UpstreamResponse(status, kept, payload)

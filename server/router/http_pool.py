@@ -48,13 +48,16 @@ class _Connection(asyncio.Protocol):
         "headers_done",
         "idle_since",
         "keep_alive",
+        "max_body",
         "parser",
+        "size",
         "status",
         "transport",
         "waiter",
     )
 
-    def __init__(self):
+    def __init__(self, max_body: int = 4 << 20):
+        self.max_body = max_body
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future | None = None
@@ -67,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.chunks: list[bytes] = []
+        self.size = 0
         self.headers_done = False
         self.has_length = False
         self.head_request = False
@@ -83,7 +87,9 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(BadAnswer("upstream switched protocols"))
         except httptools.HttpParserError as exc:
-            self._fail(BadAnswer(f"invalid HTTP answer: {exc}"))
+            # A callback's BadAnswer reaches here as the error's context.
+            cause = exc.__context__ if isinstance(exc.__context__, BadAnswer) else None
+            self._fail(cause or BadAnswer(f"invalid HTTP answer: {exc}"))
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -104,17 +110,32 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        status = self.parser.get_status_code()
+        if not 100 <= status <= 599:
+            raise BadAnswer(f"invalid status code {status:03d}")
+        if status == 101:
+            raise BadAnswer("upstream switched protocols (101)")
+        self.status = status
+        if status < 200:
+            return  # an interim answer (100 Continue, 103 Early Hints): the real one follows
         self.headers_done = True
-        self.status = self.parser.get_status_code()
         if self.head_request:  # the parser cannot know a HEAD answer has no body
             self.keep_alive = False
             self._finish()
             self.transport.close()
 
     def on_body(self, body: bytes) -> None:
+        self.size += len(body)
+        if self.size > self.max_body:
+            raise BadAnswer(f"answer body larger than the router's limit of {self.max_body} bytes "
+                            "(--max-response-bytes)")
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        if not self.headers_done:  # the end of an interim answer
+            self.headers.clear()
+            self.has_length = False
+            return
         self.keep_alive = self.parser.should_keep_alive()
         self._finish()
 
@@ -144,7 +165,8 @@ class _Connection(asyncio.Protocol):
 class UpstreamPool:
     """Keep-alive connections to one upstream base URL (scheme://host[:port])."""
 
-    def __init__(self, base_url: str, keepalive_s: float = 4.0, max_idle: int = 256, connect_timeout_s: float = 1.0):
+    def __init__(self, base_url: str, keepalive_s: float = 4.0, max_idle: int = 256, connect_timeout_s: float = 1.0,
+                 max_body: int = 4 << 20):
         parts = urlsplit(base_url)
         self.host = parts.hostname
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -152,6 +174,7 @@ class UpstreamPool:
         self.host_header = parts.netloc.encode("idna")
         self.keepalive_s = keepalive_s
         self.max_idle = max_idle
+        self.max_body = max_body  # an answer body beyond it fails the request, never fills memory
         self.connect_timeout_s = connect_timeout_s
         self.closed = False  # dropped from the table: connections finishing a request are closed
         self._idle: deque[_Connection] = deque()
@@ -161,7 +184,7 @@ class UpstreamPool:
         try:
             # A connect that hangs (an address nobody answers) must fail fast enough to fail over.
             async with asyncio.timeout(self.connect_timeout_s):
-                _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+                _, conn = await loop.create_connection(lambda: _Connection(self.max_body), self.host, self.port, ssl=self.ssl)
         except TimeoutError:
             raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: no answer within "
                                 f"{self.connect_timeout_s:g} s") from None

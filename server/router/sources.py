@@ -65,8 +65,10 @@ class ConfigMapSource:
     """Lists, then watches one ConfigMap through the API server and delivers its key routing.json.
 
     Credentials: in-cluster service account when running in a pod, else the kubeconfig (the
-    --kubeconfig file, or $KUBECONFIG, or ~/.kube/config). The kubernetes client is synchronous,
-    so the watch runs in a daemon thread and hands each table to the event loop.
+    --kubeconfig file, or $KUBECONFIG, or ~/.kube/config), through the operator's client layer
+    (mlserving.operator.kubeapi). That client is synchronous, so the watch runs in a daemon
+    thread and hands each table to the event loop. The router's Role only allows this one
+    ConfigMap, so list and watch go by ``fieldSelector=metadata.name=<name>``.
     """
 
     def __init__(self, namespace: str, name: str, kubeconfig: str | None = None, watch_timeout_s: int = 60):
@@ -75,7 +77,7 @@ class ConfigMapSource:
         self.kubeconfig = kubeconfig
         self.watch_timeout_s = watch_timeout_s
         self._stop = threading.Event()
-        self._core_api = None
+        self._kube = None
 
     def describe(self) -> str:
         return f"configmap {self.namespace}/{self.name}"
@@ -89,25 +91,19 @@ class ConfigMapSource:
 
     def load_credentials(self) -> None:
         """Load the API credentials now (no network), so a router without any fails at start."""
-        from kubernetes import client, config
+        from mlserving.operator.kubeapi import KubeApi
+        from mlserving.operator.kubeconfig import ConfigError
 
         try:
-            if self.kubeconfig:
-                config.load_kube_config(config_file=self.kubeconfig)
-            else:
-                try:
-                    config.load_incluster_config()
-                except config.ConfigException:
-                    config.load_kube_config()
-        except (config.ConfigException, OSError) as exc:
+            self._kube = KubeApi.from_kubeconfig(self.kubeconfig, timeout=30.0, pool=2)
+        except (ConfigError, OSError, ValueError) as exc:
             raise ValueError(f"--configmap: no usable Kubernetes credentials (not in a pod, and "
                              f"kubeconfig failed: {exc})") from None
-        self._core_api = client.CoreV1Api()
 
     def _api(self):
-        if self._core_api is None:
+        if self._kube is None:
             self.load_credentials()
-        return self._core_api
+        return self._kube
 
     async def run(self, deliver: Deliver) -> None:
         loop = asyncio.get_running_loop()
@@ -134,48 +130,46 @@ class ConfigMapSource:
         finally:
             self._stop.set()
 
-    def _deliver_object(self, obj, hand_over) -> None:
-        data = obj.data or {}
-        origin = f"configmap {self.namespace}/{self.name} (resourceVersion {obj.metadata.resource_version})"
-        raw = data.get(CONFIGMAP_KEY)
+    def _deliver_object(self, obj: dict, hand_over) -> None:
+        meta = obj.get("metadata") or {}
+        origin = f"configmap {self.namespace}/{self.name} (resourceVersion {meta.get('resourceVersion')})"
+        raw = (obj.get("data") or {}).get(CONFIGMAP_KEY)
         if raw is None:
             hand_over(None, origin)  # refused and counted like any invalid table
             return
         hand_over(raw.encode("utf-8"), origin)
 
     def _watch_forever(self, hand_over) -> None:
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
+        from mlserving.operator.kinds import kind_of
+        from mlserving.operator.kubeapi import ApiError
 
         api = self._api()
+        configmap = kind_of("v1", "ConfigMap")
         selector = f"metadata.name={self.name}"
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                listing = api.list_namespaced_config_map(self.namespace, field_selector=selector,
-                                                         _request_timeout=30)
-                if not listing.items:
+                listing = api.request("GET", api.path(configmap, self.namespace),
+                                      query=[("fieldSelector", selector)])
+                items = listing.get("items") or []
+                if not items:
                     log.warning("configmap %s/%s not found (yet); watching for it", self.namespace, self.name)
-                for obj in listing.items:
+                for obj in items:
                     self._deliver_object(obj, hand_over)
-                version = listing.metadata.resource_version
+                version = (listing.get("metadata") or {}).get("resourceVersion", "")
                 while not self._stop.is_set():
-                    stream = watch.Watch().stream(api.list_namespaced_config_map, self.namespace,
-                                                  field_selector=selector, resource_version=version,
-                                                  timeout_seconds=self.watch_timeout_s,
-                                                  _request_timeout=self.watch_timeout_s + 15)
-                    for event in stream:
-                        obj = event["object"]
-                        version = obj.metadata.resource_version
-                        if event["type"] in ("ADDED", "MODIFIED"):
+                    for kind, obj in api.watch(configmap, self.namespace, resource_version=version,
+                                               field_selector=selector, timeout_seconds=self.watch_timeout_s):
+                        version = (obj.get("metadata") or {}).get("resourceVersion", version)
+                        if kind in ("ADDED", "MODIFIED"):
                             self._deliver_object(obj, hand_over)
-                        elif event["type"] == "DELETED":
+                        elif kind == "DELETED":
                             log.warning("configmap %s/%s deleted; the last good table keeps serving",
                                         self.namespace, self.name)
                         if self._stop.is_set():
                             return
                 backoff = 0.5
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 410:  # resourceVersion too old: list again
                     continue
                 log.warning("watching configmap %s/%s failed (HTTP %s): %s; retrying in %.1f s",

@@ -17,8 +17,11 @@ _DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _HEADER_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Returned in a response header: visible ASCII only, so a table can never inject a header line.
 _VERSION = re.compile(r"[\x21-\x7e]{1,128}")
-_TOP_FIELDS = {"generation", "stickyHeader", "variants"}
-_VARIANT_FIELDS = {"name", "version", "url", "weight", "mirror"}
+_TOP_FIELDS = {"format", "generation", "stickyHeader", "variants"}
+_VARIANT_FIELDS = {"name", "version", "url", "weight", "mirror", "tracks"}
+_TRACK_FIELDS = {"version", "url", "weight", "shadow"}
+FORMATS = (1, 2)  # 2: variants may carry tracks (a rollout in progress)
+MAX_TRACKS = 4
 
 
 class TableError(ValueError):
@@ -30,12 +33,23 @@ class TableError(ValueError):
 
 
 @dataclass(frozen=True)
+class Track:
+    """One version a variant is split between during a rollout."""
+
+    version: str
+    url: str
+    weight: int  # percent of the variant's traffic
+    shadow: bool = False  # gets a compared copy of the variant's requests instead of a share
+
+
+@dataclass(frozen=True)
 class Variant:
     name: str
     version: str
     url: str  # base URL, no trailing slash
     weight: int
     mirror: bool
+    tracks: tuple[Track, ...] = ()
 
     @property
     def live(self) -> bool:
@@ -48,6 +62,7 @@ class RoutingTable:
     generation: int
     sticky_header: str | None  # lower-cased, as ASGI servers present header names
     variants: tuple[Variant, ...]
+    format: int = 1
 
     @property
     def live(self) -> tuple[Variant, ...]:
@@ -58,7 +73,12 @@ class RoutingTable:
         return tuple(v for v in self.variants if v.mirror)
 
     def describe(self) -> str:
-        parts = [f"{v.name}={'mirror' if v.mirror else v.weight}" for v in self.variants]
+        def part(v: Variant) -> str:
+            share = "mirror" if v.mirror else str(v.weight)
+            if v.tracks:
+                share += "[" + ",".join(f"{t.version}:{'shadow' if t.shadow else t.weight}" for t in v.tracks) + "]"
+            return f"{v.name}={share}"
+        parts = [part(v) for v in self.variants]
         return f"generation {self.generation} ({', '.join(parts)})"
 
 
@@ -111,12 +131,60 @@ def _check_variant(index: int, raw, problems: list[str]) -> Variant | None:
     if "mirror" in raw and not isinstance(mirror, bool):
         problems.append(f"{where}.mirror: must be true or false, got {mirror!r}")
     url = _check_url(f"{where}.url", raw["url"], problems) if "url" in raw else None
+    tracks = _check_tracks(where, raw["tracks"], problems) if "tracks" in raw else ()
     if len(problems) > before:
         return None
     if mirror and weight != 0:
         problems.append(f"{where}.weight: a mirror variant must have weight 0, got {weight}")
         return None
-    return Variant(name=name, version=version, url=url, weight=weight, mirror=mirror)
+    if tracks and mirror:
+        problems.append(f"{where}.tracks: a mirror variant cannot be split into tracks")
+        return None
+    if tracks and (tracks[0].version, tracks[0].url) != (version, url):
+        problems.append(f"{where}.tracks[0]: must be the variant's own version and url "
+                        f"({version!r} at {url!r}), got {tracks[0].version!r} at {tracks[0].url!r}")
+        return None
+    return Variant(name=name, version=version, url=url, weight=weight, mirror=mirror, tracks=tracks)
+
+
+def _check_tracks(where: str, raw, problems: list[str]) -> tuple[Track, ...]:
+    if not isinstance(raw, list) or not 2 <= len(raw) <= MAX_TRACKS:
+        count = len(raw) if isinstance(raw, list) else type(raw).__name__
+        problems.append(f"{where}.tracks: must be a list of 2 to {MAX_TRACKS} tracks, got {count}")
+        return ()
+    before = len(problems)
+    tracks = []
+    for i, item in enumerate(raw):
+        at = f"{where}.tracks[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{at}: must be an object, got {type(item).__name__}")
+            continue
+        for key in sorted(set(item) - _TRACK_FIELDS):
+            problems.append(f"{at}.{key}: unknown field (allowed: {', '.join(sorted(_TRACK_FIELDS))})")
+        for key in ("version", "url", "weight"):
+            if key not in item:
+                problems.append(f"{at}.{key}: required")
+        version, weight, shadow = item.get("version"), item.get("weight"), item.get("shadow", False)
+        if "version" in item and not (isinstance(version, str) and _VERSION.fullmatch(version)):
+            problems.append(f"{at}.version: must be 1 to 128 visible ASCII characters (no spaces), got {version!r}")
+        if "weight" in item and not (_is_int(weight) and 0 <= weight <= 100):
+            problems.append(f"{at}.weight: must be an integer from 0 to 100, got {weight!r}")
+        if not isinstance(shadow, bool):
+            problems.append(f"{at}.shadow: must be true or false, got {shadow!r}")
+        elif shadow and weight != 0:
+            problems.append(f"{at}.weight: a shadow track must have weight 0, got {weight!r}")
+        url = _check_url(f"{at}.url", item["url"], problems) if "url" in item else None
+        if len(problems) == before:
+            tracks.append(Track(version=version, url=url, weight=weight, shadow=shadow))
+    if len(problems) > before:
+        return ()
+    if tracks[0].shadow:
+        problems.append(f"{where}.tracks[0].shadow: the first track is the variant's own and cannot be a shadow")
+    total = sum(t.weight for t in tracks if not t.shadow)
+    if total != 100:
+        problems.append(f"{where}.tracks[].weight: the weights of a variant's non-shadow tracks must sum to 100, "
+                        f"got {total}")
+    return tuple(tracks) if len(problems) == before else ()
 
 
 def parse_table(raw: bytes | str) -> RoutingTable:
@@ -130,6 +198,9 @@ def parse_table(raw: bytes | str) -> RoutingTable:
     problems: list[str] = []
     for key in sorted(set(doc) - _TOP_FIELDS):
         problems.append(f"{key}: unknown field (allowed: {', '.join(sorted(_TOP_FIELDS))})")
+    table_format = doc.get("format", 1)
+    if not (_is_int(table_format) and table_format in FORMATS):
+        problems.append(f"format: must be one of {', '.join(map(str, FORMATS))}, got {table_format!r}")
 
     generation = doc.get("generation")
     if not (_is_int(generation) and generation >= 0):
@@ -153,11 +224,13 @@ def parse_table(raw: bytes | str) -> RoutingTable:
                 variants.append(variant)
         if len(variants) == len(raw_variants):
             _check_variant_set(variants, problems)
+            if table_format == 1 and any(v.tracks for v in variants):
+                problems.append("format: a table whose variants carry tracks must say \"format\": 2")
 
     if problems:
         raise TableError(problems)
     return RoutingTable(generation=generation, sticky_header=sticky.lower() if sticky else None,
-                        variants=tuple(variants))
+                        variants=tuple(variants), format=table_format)
 
 
 def _check_variant_set(variants: list[Variant], problems: list[str]) -> None:

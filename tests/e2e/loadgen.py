@@ -6,7 +6,9 @@ python (which has httpx), so the load reaches the stable Service the way real cl
 the tunnel instead of the router.
 
 Bounded in count and in time: it stops after ``--requests`` answers or ``--duration`` seconds,
-whichever comes first. Requests are paced to ``--rate`` per second in total.
+whichever comes first, or as soon as the file ``--stop-file`` exists (the suite creates it with
+``kubectl exec`` when a scenario of unknown length is over). Requests are paced to ``--rate``
+per second in total.
 
 Output (last line of the log, prefixed with ``LOADGEN_RESULT ``)::
 
@@ -25,6 +27,10 @@ there under the variant name ``FAILED``.
 A failure is an exception (connect, read, timeout) or a status other than 200. A line
 ``LOADGEN_STARTED <epoch s>`` is printed once the first answer has come back, so the suite
 knows the load is flowing before it changes anything.
+
+With ``--progress``, one line per finished second is printed while the load runs
+(``LOADGEN_SECOND {"t": <epoch second>, "ok": n, "failed": n, "errors": [...first 3]}``), so a
+long-running load can be judged window by window (the chaos suite) without waiting for its end.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import sys
 import time
 
@@ -48,6 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=50.0, help="requests per second, all workers together")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout, seconds")
+    p.add_argument("--stop-file", default="", help="stop sending once this file exists")
+    p.add_argument("--progress", action="store_true", help="print a LOADGEN_SECOND line per finished second")
     args = p.parse_args(argv)
     if args.duration <= 0 or args.duration > 900:
         p.error("--duration: must be in (0, 900] seconds")
@@ -74,18 +83,38 @@ class Tally:
         self.timeline: collections.Counter[tuple[int, str, str]] = collections.Counter()
         self.errors: list[dict] = []
         self.first_answer: float | None = None
+        # epoch second -> [ok, failed, first errors], for --progress
+        self.seconds: dict[int, list] = collections.defaultdict(lambda: [0, 0, []])
 
     def answered(self, t: float, variant: str, header_version: str, body_version: str) -> None:
         self.ok += 1
         self.by_variant[variant] += 1
         self.answers[(variant, header_version, body_version)] += 1
         self.timeline[(int(t), variant, body_version)] += 1
+        self.seconds[int(t)][0] += 1
 
     def failure(self, t: float, error: str) -> None:
         self.failed += 1
         self.timeline[(int(t), "FAILED", "")] += 1
+        second = self.seconds[int(t)]
+        second[1] += 1
+        if len(second[2]) < 3:
+            second[2].append(error[:200])
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append({"t": round(t, 3), "error": error[:300]})
+
+    def print_seconds(self, until: int) -> None:
+        """One LOADGEN_SECOND line for each recorded second before ``until`` (then forgotten)."""
+        for second in sorted(s for s in self.seconds if s < until):
+            ok, failed, errors = self.seconds.pop(second)
+            line = json.dumps({"t": second, "ok": ok, "failed": failed, "errors": errors}, separators=(",", ":"))
+            print("LOADGEN_SECOND " + line, flush=True)
+
+
+async def print_progress(tally: Tally) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        tally.print_seconds(int(time.time()))
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -100,6 +129,9 @@ async def run(args: argparse.Namespace) -> dict:
     next_slot = time.monotonic()
     slot_lock = asyncio.Lock()
 
+    def stop_requested() -> bool:
+        return bool(args.stop_file) and os.path.exists(args.stop_file)
+
     async def take_slot() -> bool:
         nonlocal next_slot
         async with slot_lock:
@@ -107,7 +139,7 @@ async def run(args: argparse.Namespace) -> dict:
             slot = max(next_slot, now)
             # A slot is refused when it falls after the deadline, not only when it is taken after it:
             # workers reserve slots ahead, and each would otherwise add one request past the duration.
-            if slot >= deadline or (args.requests and tally.sent >= args.requests):
+            if slot >= deadline or (args.requests and tally.sent >= args.requests) or stop_requested():
                 return False
             tally.sent += 1
             wait = slot - now
@@ -141,7 +173,11 @@ async def run(args: argparse.Namespace) -> dict:
                     tally.first_answer = now
                     print(f"LOADGEN_STARTED {now:.3f}", flush=True)
 
+        progress = asyncio.create_task(print_progress(tally)) if args.progress else None
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+        if progress is not None:
+            progress.cancel()
+            tally.print_seconds(int(time.time()) + 1)
 
     return {
         "requests": tally.ok + tally.failed,
@@ -164,12 +200,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# The suite's side of --stop-file: the path it passes and the command that, run in a generator's
+# pod (``kubectl exec POD -- *STOP_COMMAND``), ends that generator's load.
+STOP_FILE = "/tmp/stop"
+STOP_COMMAND = ("python3", "-c", f"open({STOP_FILE!r}, 'w')")
+
+
 def parse_result(log: str) -> dict:
     """The suite's side: the result object from a Job's log (raises ValueError if absent)."""
     for line in reversed(log.splitlines()):
         if line.startswith("LOADGEN_RESULT "):
             return json.loads(line[len("LOADGEN_RESULT "):])
     raise ValueError("no LOADGEN_RESULT line in the load Job's log:\n" + log[-2000:])
+
+
+def parse_seconds(log: str) -> dict[int, dict]:
+    """The --progress lines of a log so far: {epoch second: {"ok", "failed", "errors"}}."""
+    seconds = {}
+    for line in log.splitlines():
+        if line.startswith("LOADGEN_SECOND "):
+            entry = json.loads(line[len("LOADGEN_SECOND "):])
+            seconds[entry.pop("t")] = entry
+    return seconds
 
 
 def share(result: dict, variant: str, since: float = 0.0, until: float = float("inf")) -> tuple[float, int]:

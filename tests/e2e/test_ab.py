@@ -6,6 +6,11 @@ for a 2-core node) and wait for ``condition=Ready``. Load comes from a Job insid
 running tests/e2e/loadgen.py (mounted from a ConfigMap) with the server image's python, against
 the stable Service, so every request crosses the router and a variant Service like a client's.
 
+The ModelDeployment runs with its NetworkPolicies on (the default), and the run proves they are
+enforced where the traffic tests ran: a pod of another namespace gets predictions through the
+router but is refused at a variant pod's serving and metrics ports, and only a namespace labelled
+for monitoring scrapes the metrics ports (tests/e2e/netprobe.py).
+
 The tests run in file order and share the ModelDeployment; the last one deletes it.
 """
 
@@ -15,8 +20,10 @@ import json
 import time
 
 import loadgen
+import netprobe
 import pytest
 import yaml
+from crd_kit import wait_crd_served
 from providers.base import REPO_ROOT, project_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -113,7 +120,8 @@ class AB:
         pytest.fail(f"load Job {job} did not finish within {timeout:.0f} s:\n{self.job_log(job)}")
 
 
-def load_job(name: str, args: list[str], deadline: int, namespace: str = NAMESPACE) -> dict:
+def load_job(name: str, args: list[str], deadline: int, namespace: str = NAMESPACE, pods: int = 1) -> dict:
+    """``pods`` generators run side by side (each at the rate ``args`` gives), each one reporting."""
     restricted = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                   "runAsUser": 1000, "runAsGroup": 1000, "capabilities": {"drop": ["ALL"]},
                   "seccompProfile": {"type": "RuntimeDefault"}}
@@ -122,6 +130,8 @@ def load_job(name: str, args: list[str], deadline: int, namespace: str = NAMESPA
         "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "mlserving-e2e-load"}},
         "spec": {
             "backoffLimit": 0,
+            "completions": pods,
+            "parallelism": pods,
             "activeDeadlineSeconds": deadline,
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": "mlserving-e2e-load"}},
@@ -160,13 +170,18 @@ def loadgen_configmap(namespace: str = NAMESPACE) -> dict:
             "data": {"loadgen.py": (REPO_ROOT / "tests" / "e2e" / "loadgen.py").read_text()}}
 
 
+def install_operator(k) -> None:
+    """deploy/ applied, the CRD established and the operator Available."""
+    k.kubectl("apply", "-k", str(REPO_ROOT / "deploy"))
+    wait_crd_served(k)
+    k.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", "mlserving-system",
+              "--timeout=300s", timeout=320)
+
+
 @pytest.fixture(scope="module")
 def ab(e2e_cluster):
     k = e2e_cluster
-    k.kubectl("apply", "-k", str(REPO_ROOT / "deploy"))
-    k.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlserving.io", "--timeout=60s")
-    k.kubectl("wait", "--for=condition=Available", "deployment", "--all", "-n", "mlserving-system",
-              "--timeout=300s", timeout=320)
+    install_operator(k)
     k.apply([restricted_namespace(NAMESPACE), loadgen_configmap(NAMESPACE)])
     md = example_md()
     k.apply(md)
@@ -249,6 +264,10 @@ def test_weights_move_from_90_10_to_50_50_under_load_within_10_seconds(ab):
                 for p in routers_after}
     assert {p["metadata"]["uid"] for p in routers_before} <= set(restarts), "a router pod was replaced"
     assert not any(restarts.values()), restarts
+
+
+def test_network_policies_are_on_and_enforced_in_this_run(ab):
+    netprobe.assert_policies_enforced(ab.k, NAMESPACE, ab.name, "stable", project_images()[0].ref)
 
 
 def test_deleting_the_model_deployment_removes_every_child(ab):

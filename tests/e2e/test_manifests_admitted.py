@@ -12,6 +12,7 @@ import json
 import time
 
 import pytest
+from crd_kit import wait_crd_served
 from test_ab import (
     REPO_ROOT,
     ROLLOUT_VERSION,
@@ -38,7 +39,7 @@ def test_deploy_is_accepted_by_the_api_server(cluster):
 
 def test_the_e2e_model_deployment_and_its_changes_are_admitted(cluster, k8s_namespace):
     cluster.kubectl("apply", "-k", str(REPO_ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlserving.io", "--timeout=60s")
+    wait_crd_served(cluster)
     md = example_md(k8s_namespace)
     cluster.apply(md)
     name = md["metadata"]["name"]

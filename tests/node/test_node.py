@@ -10,22 +10,17 @@ import json
 import pathlib
 import re
 import subprocess
+import time
 import urllib.request
 import uuid
 
 import pytest
+from netprobe import RESTRICTED
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 NAMESPACE = f"mls-node-{uuid.uuid4().hex[:6]}"
 SERVER_POD = "server"
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "runAsNonRoot": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def pod(name: str, image: str, *, args: list[str] | None = None, command: list[str] | None = None,
@@ -162,6 +157,26 @@ def test_pods_resolve_service_names_and_reach_the_api_server(real_node, server_p
     real_node.wait_for_pod(ns, "client", "Succeeded", timeout=180)
     out = json.loads(real_node.kubectl("logs", "-n", ns, "client").stdout.strip().splitlines()[-1])
     assert out == {"model_loaded": True, "api": real_node.node_env["K8S_VERSION"]}
+
+
+def test_metrics_api_serves_the_node_and_its_pods_over_verified_tls(real_node, server_pod):
+    service = real_node.get_json("apiservice", "v1beta1.metrics.k8s.io")
+    available = {c["type"]: c["status"] for c in service["status"]["conditions"]}["Available"]
+    assert available == "True"
+    assert not service["spec"].get("insecureSkipTLSVerify") and service["spec"]["caBundle"]
+    command = (real_node.provider_node_dir / "metrics-server.sh").read_text()
+    assert "--kubelet-insecure-tls" not in command
+    node = json.loads(real_node.kubectl("get", "--raw",
+                                        f"/apis/metrics.k8s.io/v1beta1/nodes/{real_node.node_env['NODE_NAME']}").stdout)
+    assert node["usage"]["cpu"] and node["usage"]["memory"]
+    # A new pod's first sample lands one resolution period (15 s) after the scrape that sees it.
+    deadline = time.monotonic() + 120
+    while True:
+        top = real_node.kubectl("top", "pod", SERVER_POD, "-n", NAMESPACE, "--no-headers", check=False).stdout
+        if re.match(rf"{SERVER_POD}\s+\d+m\s+\d+Mi", top):
+            break
+        assert time.monotonic() < deadline, f"kubectl top pod {SERVER_POD}: {top}"
+        time.sleep(3)
 
 
 def test_down_leaves_no_process_bridge_mount_or_chain(real_node):

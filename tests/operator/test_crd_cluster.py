@@ -10,6 +10,7 @@ import re
 
 import pytest
 import yaml
+from crd_kit import wait_crd_served
 from mlserving.operator.children import desired_children
 from mlserving.operator.settings import OperatorSettings
 from mlserving.operator.status import compute_status
@@ -24,7 +25,7 @@ AB = yaml.safe_load((ROOT / "examples" / "fraud-ab.yaml").read_text())
 @pytest.fixture(scope="module")
 def crd_installed(cluster):
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=mlserving-tests", "-f", str(CRD))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlserving.io", "--timeout=60s")
+    wait_crd_served(cluster)
     return cluster
 
 
@@ -59,6 +60,7 @@ def test_valid_example_is_accepted_with_defaults(crd_installed, k8s_namespace):
     assert [v["mirror"] for v in stored["spec"]["variants"]] == [False, False]
     assert [v["replicas"] for v in stored["spec"]["variants"]] == [1, 1]
     assert stored["spec"]["autoscaling"]["minReplicas"] == 2
+    assert stored["spec"]["placement"] == {"spread": "soft"}
     single = yaml.safe_load((ROOT / "examples" / "fraud-single.yaml").read_text())
     proc = dry_run(crd_installed, k8s_namespace, single)
     assert proc.returncode == 0, proc.stderr
@@ -97,7 +99,69 @@ INVALID = {
     "no-variants": (md(variants=[]), "spec.variants"),
     "missing-model": ({**md(), "spec": {k: v for k, v in md()["spec"].items() if k != "model"}}, "spec.model: Required"),
     "sticky-header-invalid": (md(routing={"stickyHeader": "x user id"}), "spec.routing.stickyHeader"),
+    "behavior-negative-window": (
+        md(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {"stabilizationWindowSeconds": -1}}}),
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindowSeconds"),
+    "behavior-window-too-long": (
+        md(autoscaling={"maxReplicas": 4, "behavior": {"scaleUp": {"stabilizationWindowSeconds": 3601}}}),
+        "spec.autoscaling.behavior.scaleUp.stabilizationWindowSeconds"),
+    "behavior-unknown-policy-type": (
+        md(autoscaling={"maxReplicas": 4, "behavior": {"scaleUp": {
+            "policies": [{"type": "Nodes", "value": 2, "periodSeconds": 15}]}}}),
+        'spec.autoscaling.behavior.scaleUp.policies[0].type: Unsupported value: "Nodes"'),
+    "behavior-policy-without-period": (
+        md(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {"policies": [{"type": "Pods", "value": 1}]}}}),
+        "spec.autoscaling.behavior.scaleDown.policies[0].periodSeconds: Required"),
+    "behavior-select-policy": (
+        md(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {"selectPolicy": "Sometimes"}}}),
+        "spec.autoscaling.behavior.scaleDown.selectPolicy"),
+    "rollout-steps-not-increasing": (md(rollout={"steps": [10, 50, 25]}),
+                                     "spec.rollout.steps: must be strictly increasing"),
+    "rollout-steps-repeated": (md(rollout={"steps": [10, 10]}), "spec.rollout.steps: must be strictly increasing"),
+    "rollout-step-100": (md(rollout={"steps": [50, 100]}), "spec.rollout.steps[1]"),
+    "rollout-step-0": (md(rollout={"steps": [0, 50]}), "spec.rollout.steps[0]"),
+    "rollout-negative-interval": (md(rollout={"intervalSeconds": -1}), "spec.rollout.intervalSeconds"),
+    "rollout-error-ratio": (md(rollout={"slo": {"maxErrorRatio": 1.5}}), "spec.rollout.slo.maxErrorRatio"),
+    "rollout-flip-ratio": (md(rollout={"slo": {"maxDecisionFlipRatio": -0.1}}),
+                           "spec.rollout.slo.maxDecisionFlipRatio"),
+    "rollout-latency-ratio": (md(rollout={"slo": {"maxLatencyRatio": 0.5}}), "spec.rollout.slo.maxLatencyRatio"),
+    "rollout-p99-zero": (md(rollout={"slo": {"maxLatencyP99Ms": 0}}), "spec.rollout.slo.maxLatencyP99Ms"),
+    "rollout-failure-limit": (md(rollout={"failureLimit": 0}), "spec.rollout.failureLimit"),
+    "rollout-track-name-too-long": (md(name="m" * 30, rollout={}, variants=variants(("v" * 27, "1.0.0", 100))),
+                                    "spec.variants[].name: with spec.rollout"),
+    "spread-invalid": (md(placement={"spread": "always"}), 'spec.placement.spread: Unsupported value: "always"'),
+    "s3-without-store": (md(variants=variants(("stable", "1.0.0", 100, {"storageUri": "s3://models/fraud/1.0.0"}))),
+                         "spec.variants[].storageUri: an s3:// storageUri needs spec.storage.s3"),
+    "s3-endpoint-with-path": (md(storage={"s3": {"endpoint": "http://h:8333/x", "secretName": "s"}}),
+                              "spec.storage.s3.endpoint"),
+    "s3-without-secret": (md(storage={"s3": {"endpoint": "http://h:8333"}}), "spec.storage.s3.secretName: Required"),
 }
+
+
+def test_s3_storage_is_accepted_with_the_region_defaulted(crd_installed, k8s_namespace):
+    obj = md(storage={"s3": {"endpoint": "http://10.244.0.1:8333", "secretName": "model-store"}},
+             variants=variants(("stable", "1.0.0", 100, {"storageUri": "s3://models/fraud/1.0.0"})))
+    proc = dry_run(crd_installed, k8s_namespace, obj)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["spec"]["storage"]["s3"]["region"] == "us-east-1"
+
+
+def test_rollout_is_defaulted_and_explained(crd_installed, k8s_namespace):
+    from mlserving.operator.spec import ROLLOUT_DEFAULTS, SLO_DEFAULTS
+
+    proc = dry_run(crd_installed, k8s_namespace, md(rollout={}))
+    assert proc.returncode == 0, proc.stderr
+    stored = json.loads(proc.stdout)["spec"]["rollout"]
+    assert {k: stored[k] for k in ROLLOUT_DEFAULTS} == ROLLOUT_DEFAULTS
+    assert stored["slo"] == SLO_DEFAULTS
+    out = crd_installed.kubectl("explain", "md.spec.rollout").stdout
+    for field in ("steps", "intervalSeconds", "failureLimit", "minRequests", "progressDeadlineSeconds",
+                  "shadowSeconds", "slo"):
+        assert re.search(rf"^\s+{field}\s", out, re.MULTILINE), f"{field} missing from kubectl explain:\n{out}"
+    slo = crd_installed.kubectl("explain", "md.spec.rollout.slo").stdout
+    for field in ("maxErrorRatio", "maxLatencyP99Ms", "maxLatencyRatio", "maxDecisionFlipRatio", "maxValueDeltaRatio"):
+        assert field in slo
+    assert "strictly" in crd_installed.kubectl("explain", "md.spec.rollout.steps").stdout
 
 
 @pytest.mark.parametrize("case", sorted(INVALID))
@@ -106,6 +170,16 @@ def test_invalid_spec_rejected_with_message_naming_the_field(crd_installed, k8s_
     proc = dry_run(crd_installed, k8s_namespace, obj)
     assert proc.returncode != 0, f"{case} was accepted"
     assert fragment in proc.stderr, proc.stderr
+
+
+def test_valid_behavior_is_stored_as_given(crd_installed, k8s_namespace):
+    behavior = {"scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max",
+                            "policies": [{"type": "Pods", "value": 2, "periodSeconds": 15},
+                                         {"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                "scaleDown": {"stabilizationWindowSeconds": 30}}
+    proc = dry_run(crd_installed, k8s_namespace, md(autoscaling={"maxReplicas": 4, "behavior": behavior}))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["spec"]["autoscaling"]["behavior"] == behavior
 
 
 def test_printer_columns_show_status(crd_installed, k8s_namespace):
@@ -117,9 +191,10 @@ def test_printer_columns_show_status(crd_installed, k8s_namespace):
     cluster.kubectl("patch", "md", "fraud", "-n", k8s_namespace, "--subresource=status", "--type=merge",
                     "-p", json.dumps({"status": status}))
     lines = cluster.kubectl("get", "modeldeployments", "-n", k8s_namespace).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "READY", "PHASE", "TRAFFIC", "URL", "AGE"]
+    assert lines[0].split() == ["NAME", "READY", "PHASE", "TRAFFIC", "ROLLOUT", "URL", "AGE"]
     row = lines[1].split()
     assert row[0] == "fraud"
+    # No rollout yet: the ROLLOUT column is empty, so the row has one word less than the header.
     assert row[3:6] == ["stable=1.0.0:90%", "candidate=2.0.0:10%", f"http://fraud.{k8s_namespace}.svc.cluster.local"]
     assert (row[1] == "True") == (row[2] == "Ready")  # an operator under test may have written status too
 

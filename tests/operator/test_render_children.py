@@ -21,12 +21,13 @@ def test_ab_renders_every_child_with_expected_names():
         ("HorizontalPodAutoscaler", "fraud-stable"), ("HorizontalPodAutoscaler", "fraud-candidate"),
         ("HorizontalPodAutoscaler", "fraud-router"),
         ("PodDisruptionBudget", "fraud-stable"), ("PodDisruptionBudget", "fraud-router"),
+        ("NetworkPolicy", "fraud-variants"), ("NetworkPolicy", "fraud-router"),
     ])
 
 
 def test_single_variant_has_no_router_children():
     names = {name for _, name in render(single())}
-    assert names == {"fraud-routing", "fraud-stable", "fraud"}
+    assert names == {"fraud-variants", "fraud-routing", "fraud-stable", "fraud"}
 
 
 def test_every_child_has_owner_reference_labels_and_namespace():
@@ -39,7 +40,7 @@ def test_every_child_has_owner_reference_labels_and_namespace():
         assert COMMON.items() <= meta["labels"].items(), child["kind"]
         assert child["apiVersion"] and child["kind"]
         kind = (child["apiVersion"], child["kind"])
-        assert kind in {(a, k) for a, k, _ in child_kinds()}
+        assert kind in {(k.api_version, k.kind) for k in child_kinds()}
 
 
 def test_variant_children_carry_variant_label_and_selectors_use_instance_and_variant_only():
@@ -104,11 +105,14 @@ def test_replicas_set_without_autoscaling_and_absent_with_an_hpa():
 
 
 @pytest.mark.parametrize(("min_r", "max_r", "weights", "want"), [
-    (2, 10, (90, 10), {"stable": (2, 9), "candidate": (1, 1)}),
+    # min = max(1, ceil(minReplicas*w/100)); max = max(min, ceil(maxReplicas*w/100), min(2, maxReplicas))
+    (2, 10, (90, 10), {"stable": (2, 9), "candidate": (1, 2)}),
+    (2, 6, (90, 10), {"stable": (2, 6), "candidate": (1, 2)}),  # a small share can still scale
     (2, 10, (50, 50), {"stable": (1, 5), "candidate": (1, 5)}),
-    (1, 3, (99, 1), {"stable": (1, 3), "candidate": (1, 1)}),
-    (4, 4, (75, 25), {"stable": (3, 3), "candidate": (1, 1)}),
-    (3, 7, (100, 0), {"stable": (3, 7), "candidate": (1, 1)}),
+    (1, 3, (99, 1), {"stable": (1, 3), "candidate": (1, 2)}),
+    (4, 4, (75, 25), {"stable": (3, 3), "candidate": (1, 2)}),
+    (3, 7, (100, 0), {"stable": (3, 7), "candidate": (1, 2)}),
+    (1, 1, (90, 10), {"stable": (1, 1), "candidate": (1, 1)}),  # never above maxReplicas' own 1
 ])
 def test_hpa_bounds_follow_the_weights(min_r, max_r, weights, want):
     md = make_md([{"name": "stable", "version": "1", "weight": weights[0]},
@@ -132,6 +136,20 @@ def test_a_mirror_gets_the_specs_own_hpa_bounds_and_memory_target():
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 9)
     assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu", "memory"]
     assert hpa["metrics"][1]["resource"]["target"]["averageUtilization"] == 80
+
+
+def test_behavior_is_passed_to_every_variant_hpa_and_not_the_routers():
+    behavior = {"scaleUp": {"stabilizationWindowSeconds": 0,
+                            "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}]},
+                "scaleDown": {"stabilizationWindowSeconds": 30, "selectPolicy": "Min",
+                              "policies": [{"type": "Pods", "value": 1, "periodSeconds": 10}]}}
+    md = make_md(autoscaling={"minReplicas": 2, "maxReplicas": 10, "behavior": behavior})
+    children = render(md)
+    for variant in ("stable", "candidate"):
+        assert children[("HorizontalPodAutoscaler", f"fraud-{variant}")]["spec"]["behavior"] == behavior
+    assert "behavior" not in children[("HorizontalPodAutoscaler", "fraud-router")]["spec"]
+    plain = render(make_md(autoscaling={"minReplicas": 2, "maxReplicas": 10}))
+    assert "behavior" not in plain[("HorizontalPodAutoscaler", "fraud-stable")]["spec"]
 
 
 def test_pdb_only_for_variants_running_two_or_more_pods():

@@ -5,10 +5,12 @@ import re
 
 import pytest
 import yaml
+from mlserving.operator import kinds
 from mlserving.operator import spec as specmod
-from mlserving.operator.children import child_kinds, desired_children
+from mlserving.operator.children import desired_children
 from mlserving.operator.settings import OperatorSettings, project_version
 from mlserving.operator.status import PHASES, compute_status
+from rbac_kit import grants, missing_grants
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_PATH = ROOT / "crds" / "modeldeployments.mlserving.io.yaml"
@@ -46,7 +48,7 @@ def test_crd_identity(crd):
     assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"].upper() for c in version["additionalPrinterColumns"]]
-    assert columns == ["READY", "PHASE", "TRAFFIC", "URL", "AGE"]
+    assert columns == ["READY", "PHASE", "TRAFFIC", "ROLLOUT", "URL", "AGE"]
     assert version["additionalPrinterColumns"][0]["jsonPath"] == '.status.conditions[?(@.type=="Ready")].status'
 
 
@@ -91,8 +93,28 @@ def test_crd_defaults_and_patterns_agree_with_the_parser(schema):
     assert spec["variants"]["maxItems"] == specmod.MAX_VARIANTS
     assert spec["variants"]["x-kubernetes-list-type"] == "map"
     assert spec["variants"]["x-kubernetes-list-map-keys"] == ["name"]
+    spread = spec["placement"]["properties"]["spread"]
+    assert tuple(spread["enum"]) == specmod.SPREAD_MODES
+    assert spread["default"] == specmod.DEFAULT_SPREAD
+    assert spec["placement"]["default"] == {}  # so an object without placement is defaulted too
     status = schema["properties"]["status"]["properties"]
     assert tuple(status["phase"]["enum"]) == PHASES
+
+
+def test_crd_behavior_schema_agrees_with_the_parser(schema):
+    behavior = schema["properties"]["spec"]["properties"]["autoscaling"]["properties"]["behavior"]["properties"]
+    assert tuple(behavior) == specmod.SCALING_DIRECTIONS
+    for direction in specmod.SCALING_DIRECTIONS:
+        rules = behavior[direction]["properties"]
+        window = rules["stabilizationWindowSeconds"]
+        assert (window["minimum"], window["maximum"]) == (0, specmod.MAX_STABILIZATION_WINDOW_S)
+        assert tuple(rules["selectPolicy"]["enum"]) == specmod.SCALING_SELECT_POLICIES
+        assert rules["policies"]["maxItems"] == specmod.MAX_SCALING_POLICIES
+        policy = rules["policies"]["items"]["properties"]
+        assert tuple(policy["type"]["enum"]) == specmod.SCALING_POLICY_TYPES
+        assert policy["value"]["minimum"] == 1
+        assert (policy["periodSeconds"]["minimum"], policy["periodSeconds"]["maximum"]) == (
+            1, specmod.MAX_POLICY_PERIOD_S)
 
 
 def test_status_fields_written_by_the_operator_exist_in_the_schema(schema):
@@ -162,21 +184,26 @@ def test_kustomization_lists_existing_files_and_the_crd():
     assert crds["resources"] == [CRD_PATH.name]
 
 
-def test_cluster_role_allows_managing_every_child_kind():
-    (role,) = [d for d in deploy_docs() if d["kind"] == "ClusterRole"]
-    granted = {}
-    for rule in role["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                granted.setdefault((group, resource), set()).update(rule["verbs"])
-    for api_version, _, plural in child_kinds():
-        group = api_version.split("/")[0] if "/" in api_version else ""
-        assert {"get", "list", "watch", "create", "patch", "delete"} <= granted[(group, plural)], plural
-    assert {"get", "list", "watch", "patch"} <= granted[("mlserving.io", "modeldeployments")]
-    assert "patch" in granted[("mlserving.io", "modeldeployments/status")]
-    assert "update" in granted[("mlserving.io", "modeldeployments/finalizers")]
-    assert {"get", "create", "update"} <= granted[("coordination.k8s.io", "leases")]
+def cluster_role_grants() -> dict[tuple[str, str], set[str]]:
+    """What the operator's ClusterRoles (deploy/ binds every one of them to its ServiceAccount) grant."""
+    return grants([r for d in deploy_docs() if d["kind"] == "ClusterRole" for r in d["rules"]])
+
+
+def test_cluster_role_grants_what_the_kinds_table_needs():
+    granted = cluster_role_grants()
+    assert missing_grants(granted) == [], "deploy/rbac.yaml lacks rules for operator/kinds.py"
     assert "*" not in {v for verbs in granted.values() for v in verbs}
+    for kind in kinds.child_kinds():
+        assert set(kinds.CHILD_VERBS) <= set(kind.verbs), kind.kind
+
+
+def test_rbac_check_notices_a_kind_missing_from_the_cluster_role(monkeypatch):
+    extra = kinds.Kind("example.com/v1", "Widget", "widgets", wave=0, verbs=kinds.CHILD_VERBS,
+                       subresources=(("status", ("get",)),))
+    monkeypatch.setattr(kinds, "TABLE", kinds.TABLE + (extra,))
+    assert missing_grants(cluster_role_grants()) == [
+        "example.com/widgets: ['create', 'delete', 'get', 'list', 'patch', 'watch']",
+        "example.com/widgets/status: ['get']"]
 
 
 def test_operator_deployment_images_and_security():

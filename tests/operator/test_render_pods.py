@@ -29,7 +29,8 @@ def test_server_container_runs_mlserving_serve_on_port_8000_with_probes():
     assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["args"] == ["serve"]
     assert "command" not in c  # the image's entrypoint is `mlserving`
-    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert env(c) == {"MODEL_PATH": "/models/fraud/1.0.0", "MODEL_NAME": "fraud", "PORT": "8000", "LOG_LEVEL": "INFO"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
@@ -75,7 +76,7 @@ def test_server_pods_get_no_api_token_and_prometheus_annotations():
     template = pod(single())
     assert template["spec"]["automountServiceAccountToken"] is False
     assert template["metadata"]["annotations"] == {
-        "prometheus.io/scrape": "true", "prometheus.io/port": "8000", "prometheus.io/path": "/metrics"}
+        "prometheus.io/scrape": "true", "prometheus.io/port": "9090", "prometheus.io/path": "/metrics"}
 
 
 def test_pvc_storage_mounts_the_claim_read_only():
@@ -95,11 +96,50 @@ def test_http_storage_fetches_into_an_emptydir_with_an_init_container():
     template = pod(md)["spec"]
     (init,) = template["initContainers"]
     assert init["image"] == template["containers"][0]["image"]
-    assert init["command"][:2] == ["python", "-c"]
-    assert init["command"][3:] == ["https://models.example/fraud-1.0.0.tar.gz", "/mnt/models"]
+    assert init["command"] == ["mlserving", "fetch", "--uri", "https://models.example/fraud-1.0.0.tar.gz",
+                               "--dest", "/mnt/models"]
     assert {"name": "model", "mountPath": "/mnt/models"} in init["volumeMounts"]
     assert {"name": "model", "emptyDir": {"sizeLimit": "2Gi"}} in template["volumes"]
     assert env(template["containers"][0])["MODEL_PATH"] == "/mnt/models"
+
+
+S3_STORE = {"endpoint": "http://10.244.0.1:8333", "region": "eu-west-1", "secretName": "model-store"}
+
+
+def test_s3_storage_fetches_with_the_store_address_and_the_secrets_key_pair():
+    md = single()
+    md["spec"]["storage"] = {"s3": S3_STORE}
+    md["spec"]["variants"][0]["storageUri"] = "s3://models/fraud/1.0.0"
+    template = pod(md)["spec"]
+    (init,) = template["initContainers"]
+    assert init["command"] == ["mlserving", "fetch", "--uri", "s3://models/fraud/1.0.0", "--dest", "/mnt/models"]
+    assert env(init) == {
+        "MLSERVING_S3_ENDPOINT": "http://10.244.0.1:8333",
+        "MLSERVING_S3_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": {"secretKeyRef": {"name": "model-store", "key": "AWS_ACCESS_KEY_ID"}},
+        "AWS_SECRET_ACCESS_KEY": {"secretKeyRef": {"name": "model-store", "key": "AWS_SECRET_ACCESS_KEY"}},
+    }
+    # The fetch's error line is what the operator reads back into the status.
+    assert init["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    # The key pair stays in the init container: the server never sees it.
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} & set(env(template["containers"][0]))
+
+
+@pytest.mark.parametrize(("store", "field", "fragment"), [
+    ({"endpoint": "10.0.0.1:8333", "secretName": "s"}, "spec.storage.s3.endpoint", "http(s)://"),
+    ({"endpoint": "http://h:1/path", "secretName": "s"}, "spec.storage.s3.endpoint", "no path"),
+    ({"endpoint": "http://h:1", "secretName": "Not_A_Name"}, "spec.storage.s3.secretName", "Secret name"),
+    ({"endpoint": "http://h:1"}, "spec.storage.s3.secretName", ""),
+    ({"endpoint": "http://h:1", "secretName": "s", "bucket": "b"}, "spec.storage.s3.bucket", "unknown field"),
+])
+def test_bad_s3_store_is_a_spec_error_naming_the_field(store, field, fragment):
+    md = single()
+    md["spec"]["storage"] = {"s3": store}
+    md["spec"]["variants"][0]["storageUri"] = "s3://models/fraud/1.0.0"
+    with pytest.raises(SpecError) as err:
+        desired_children(md, SETTINGS)
+    assert err.value.field == field
+    assert fragment in err.value.message
 
 
 def test_file_storage_is_a_path_inside_the_image():
@@ -109,7 +149,9 @@ def test_file_storage_is_a_path_inside_the_image():
 
 
 @pytest.mark.parametrize(("uri", "fragment"), [
-    ("s3://bucket/fraud", "unsupported scheme"),
+    ("s3://bucket/fraud", "needs spec.storage.s3"),
+    ("s3://B/fraud", "s3://<bucket>/<prefix>"),
+    ("s3://bucket/fraud/../x", "'..'"),
     ("gs://bucket/fraud", "unsupported scheme"),
     ("file://relative/path", "absolute path"),
     ("pvc:///no-claim", "pvc://<claim name>"),
@@ -150,7 +192,7 @@ def test_pod_overrides_are_merged_into_every_pod():
         assert labels["team"] == "risk"
         assert labels["mlserving.io/variant"] == name.removeprefix("fraud-")  # ours win
         assert template["metadata"]["annotations"]["owner"] == "risk@example.com"
-        assert template["metadata"]["annotations"]["prometheus.io/port"] == "8000"
+        assert template["metadata"]["annotations"]["prometheus.io/port"] == "9090"
         variables = env(spec["containers"][0])
         assert variables["WORKERS"] == "2" and variables["LOG_LEVEL"] == "DEBUG"
     server_spec = pod(md)["spec"]

@@ -14,6 +14,7 @@ def test_defaults():
     assert spec.resources == DEFAULT_RESOURCES
     assert spec.autoscaling is None and spec.sticky_header is None and spec.gateway is None
     assert spec.image is None and not spec.has_router
+    assert spec.spread == "soft"
     scaled = parse(single(autoscaling={"maxReplicas": 4}))
     assert (scaled.autoscaling.min_replicas, scaled.autoscaling.target_cpu) == (1, 70)
 
@@ -39,6 +40,21 @@ def variants(*triples):
     (single(autoscaling={"minReplicas": 5, "maxReplicas": 2}), "spec.autoscaling.maxReplicas", "minReplicas"),
     (single(autoscaling={"minReplicas": 1}), "spec.autoscaling.maxReplicas", "required"),
     (single(routing={"stickyHeader": "x user"}), "spec.routing.stickyHeader", "header"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {"stabilizationWindowSeconds": -1}}}),
+     "spec.autoscaling.behavior.scaleDown.stabilizationWindowSeconds", "0 to 3600"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"scaleUp": {
+        "policies": [{"type": "Nodes", "value": 1, "periodSeconds": 15}]}}}),
+     "spec.autoscaling.behavior.scaleUp.policies[0].type", "Pods, Percent"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"scaleUp": {
+        "policies": [{"type": "Pods", "value": 0, "periodSeconds": 15}]}}}),
+     "spec.autoscaling.behavior.scaleUp.policies[0].value", "1 to"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {
+        "policies": [{"type": "Pods", "value": 1}]}}}),
+     "spec.autoscaling.behavior.scaleDown.policies[0].periodSeconds", "1 to 1800"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"scaleDown": {"selectPolicy": "Often"}}}),
+     "spec.autoscaling.behavior.scaleDown.selectPolicy", "Max, Min, Disabled"),
+    (single(autoscaling={"maxReplicas": 4, "behavior": {"sideways": {}}}),
+     "spec.autoscaling.behavior.sideways", "scaleUp and scaleDown"),
     (single(routing={"gateway": {"parentRefs": []}}), "spec.routing.gateway.parentRefs", "at least one"),
     (single(image="docker.io/mlserving/server:latest"), "spec.image", "latest"),
     (single(image="docker.io/mlserving/server"), "spec.image", "tagged"),

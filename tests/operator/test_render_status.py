@@ -1,7 +1,8 @@
 """Status computed from the spec and observed Deployments: phase, traffic, variants, conditions."""
 
 import pytest
-from mlserving.operator.status import Problem, compute_status
+from mlserving.operator import conditions
+from mlserving.operator.status import Problem, compute_status, model_fetch_problems
 from render_helpers import make_md, single
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
@@ -21,7 +22,7 @@ def all_ready(names=("fraud-stable", "fraud-candidate", "fraud-router")):
 
 
 def ready_condition(status):
-    (cond,) = [c for c in status["conditions"] if c["type"] == "Ready"]
+    (cond,) = [c for c in status["conditions"] if c["type"] == conditions.READY]
     return cond
 
 
@@ -35,7 +36,8 @@ def test_ready_when_every_deployment_rolled_out():
         {"name": "stable", "version": "1.0.0", "weight": 90, "mirror": False, "replicas": 2, "readyReplicas": 2},
         {"name": "candidate", "version": "2.0.0", "weight": 10, "mirror": False, "replicas": 2, "readyReplicas": 2}]
     cond = ready_condition(status)
-    assert cond == {"type": "Ready", "status": "True", "reason": "AllReplicasReady", "message": cond["message"],
+    assert cond == {"type": conditions.READY, "status": "True", "reason": conditions.ALL_REPLICAS_READY,
+                    "message": cond["message"],
                     "lastTransitionTime": T0, "observedGeneration": 3}
 
 
@@ -77,7 +79,7 @@ def test_degraded_when_a_ready_deployment_loses_pods_without_a_spec_change():
     lost = all_ready() | {"fraud-stable": dep("fraud-stable", ready=1)}
     status = compute_status(make_md(), lost, previous, T1)
     assert status["phase"] == "Degraded"
-    assert ready_condition(status)["reason"] == "ReplicasUnavailable"
+    assert ready_condition(status)["reason"] == conditions.REPLICAS_UNAVAILABLE
     assert ready_condition(status)["lastTransitionTime"] == T1
     # the same loss right after a spec change is a rollout in progress
     assert compute_status(make_md(generation=4), lost, previous, T1)["phase"] == "Progressing"
@@ -102,24 +104,54 @@ def test_last_transition_time_kept_while_status_unchanged():
 
 
 def test_fatal_problem_fails_and_non_fatal_adds_a_condition():
-    problems = [Problem("ChildConflict", "Service team-a/fraud exists and is owned by someone else")]
+    problems = [Problem(conditions.OWNERSHIP_CONFLICT, "Service team-a/fraud exists and is owned by someone else")]
     status = compute_status(make_md(), all_ready(), None, T0, problems)
     assert status["phase"] == "Failed"
     cond = ready_condition(status)
-    assert (cond["status"], cond["reason"]) == ("False", "ChildConflict")
+    assert (cond["status"], cond["reason"]) == ("False", conditions.OWNERSHIP_CONFLICT)
     assert "Service team-a/fraud" in cond["message"]
-    warn = {"reason": "GatewayAPIMissing", "message": "no HTTPRoute CRD", "fatal": False, "type": "HTTPRouteReady"}
+    warn = {"reason": conditions.GATEWAY_API_MISSING, "message": "no HTTPRoute CRD", "fatal": False,
+            "type": conditions.HTTPROUTE_READY}
     status = compute_status(make_md(), all_ready(), None, T0, [warn])
     assert status["phase"] == "Ready"
-    (route,) = [c for c in status["conditions"] if c["type"] == "HTTPRouteReady"]
-    assert (route["status"], route["reason"]) == ("False", "GatewayAPIMissing")
+    (route,) = [c for c in status["conditions"] if c["type"] == conditions.HTTPROUTE_READY]
+    assert (route["status"], route["reason"]) == ("False", conditions.GATEWAY_API_MISSING)
 
 
 def test_invalid_spec_is_failed_with_the_field_in_the_message():
     md = single()
-    md["spec"]["variants"][0]["storageUri"] = "s3://bucket/fraud"
+    md["spec"]["variants"][0]["storageUri"] = "gs://bucket/fraud"
     status = compute_status(md, {}, None, T0)
     assert status["phase"] == "Failed"
     cond = ready_condition(status)
-    assert cond["reason"] == "InvalidSpec"
+    assert cond["reason"] == conditions.INVALID_SPEC
     assert cond["message"].startswith("spec.variants[stable].storageUri: unsupported scheme")
+
+
+def fetch_pod(name, state=None, last=None):
+    st = {"name": "fetch-model", "state": state or {"waiting": {"reason": "CrashLoopBackOff"}}}
+    if last:
+        st["lastState"] = last
+    return {"metadata": {"name": name}, "status": {"initContainerStatuses": [st]}}
+
+
+def test_a_failed_model_fetch_fails_the_status_with_its_error_line():
+    line = "mlserving fetch: error: s3://models/fraud/1.0.0: S3 error InvalidAccessKeyId: The access key ID you provided does not exist"
+    pods = [fetch_pod("fraud-stable-abc", last={"terminated": {"exitCode": 1, "message": f"log line\n{line}\n"}}),
+            fetch_pod("fraud-stable-ok", state={"terminated": {"exitCode": 0, "message": "fetched"}}),
+            {"metadata": {"name": "no-status"}}]
+    (problem,) = model_fetch_problems(pods, "fetch-model")
+    assert problem.reason == conditions.MODEL_FETCH_FAILED and problem.fatal
+    assert problem.message == f"pod fraud-stable-abc: init container fetch-model exited 1: {line}"
+    status = compute_status(single(), {"fraud-stable": dep("fraud-stable", ready=0)}, None, T0, [problem])
+    assert status["phase"] == "Failed"
+    assert ready_condition(status)["reason"] == conditions.MODEL_FETCH_FAILED
+    assert "s3://models/fraud/1.0.0" in ready_condition(status)["message"]
+
+
+def test_a_running_or_succeeded_fetch_is_no_problem():
+    pods = [fetch_pod("a", state={"running": {}}),
+            fetch_pod("b", state={"terminated": {"exitCode": 0}}),
+            {"metadata": {"name": "c"}, "status": {"initContainerStatuses": [
+                {"name": "other", "state": {"terminated": {"exitCode": 2}}}]}}]
+    assert model_fetch_problems(pods, "fetch-model") == []

@@ -11,10 +11,11 @@ import pathlib
 import uuid
 
 import pytest
+from crd_kit import wait_crd_served
 from opcluster_kit import OperatorProcess, api_for
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-POOL_SIZE = 10
+POOL_SIZE = 20
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def run_id() -> str:
 @pytest.fixture(scope="session")
 def crd(cluster):
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/modeldeployments.mlserving.io", "--timeout=60s")
+    wait_crd_served(cluster)
     return cluster
 
 

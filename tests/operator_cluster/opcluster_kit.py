@@ -19,7 +19,8 @@ import urllib.request
 
 import yaml
 from mlserving.operator.children import child_kinds, desired_children
-from mlserving.operator.kubeapi import KINDS, KubeApi, kind_of, load_configuration
+from mlserving.operator.kinds import KINDS
+from mlserving.operator.kubeapi import KubeApi
 from mlserving.operator.settings import OperatorSettings
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -145,8 +146,27 @@ class OperatorProcess:
         return 0.0
 
 
+def service_account_kubeconfig(cluster, path: pathlib.Path, account: str, namespace: str) -> pathlib.Path:
+    """A kubeconfig holding a TokenRequest token of ServiceAccount namespace/account: only its permissions."""
+    token = cluster.kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    config = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "local", "cluster": entry["cluster"]}],
+              "users": [{"name": account, "user": {"token": token}}],
+              "contexts": [{"name": account, "context": {"cluster": "local", "user": account}}],
+              "current-context": account}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def can_i(cluster, kubeconfig: pathlib.Path, *args: str) -> str:
+    """``kubectl auth can-i`` with the given credentials: "yes" or "no"."""
+    return cluster.kubectl("auth", "can-i", "--kubeconfig", str(kubeconfig), *args, check=False).stdout.strip()
+
+
 def api_for(kubeconfig: pathlib.Path) -> KubeApi:
-    return KubeApi(load_configuration(str(kubeconfig)))
+    return KubeApi.from_kubeconfig(str(kubeconfig))
 
 
 def load_example(name: str) -> dict:
@@ -182,11 +202,11 @@ def expected_children(api: KubeApi, namespace: str, name: str) -> list[tuple[str
 
 def live_children(api: KubeApi, namespace: str, name: str) -> dict[tuple[str, str], dict]:
     found = {}
-    for api_version, kind, _plural in child_kinds():
-        if kind == "HTTPRoute":
+    for kind in child_kinds():
+        if kind.optional:
             continue
-        for obj in api.list(kind_of(api_version, kind), namespace, f"app.kubernetes.io/instance={name}"):
-            found[(kind, obj["metadata"]["name"])] = obj
+        for obj in api.list(kind, namespace, f"app.kubernetes.io/instance={name}"):
+            found[(kind.kind, obj["metadata"]["name"])] = obj
     return found
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import time
 
+from mlserving.operator import conditions
 from opcluster_kit import (
     COMMON_LABELS,
     DEPLOYMENT,
@@ -18,6 +19,7 @@ from opcluster_kit import (
     REPO,
     SERVICE,
     children_match,
+    create_md,
     live_children,
     load_example,
     md_status,
@@ -69,9 +71,9 @@ def _hpa_bounds(api, ns: str) -> dict[str, tuple[int, int]]:
 
 
 def expected_bounds(min_replicas: int, max_replicas: int, weight: int) -> tuple[int, int]:
-    """The issue's formula for a live variant of weight w."""
+    """docs/api.md's rule for a live variant of weight w (a small variant can still scale to 2)."""
     low = max(1, math.ceil(min_replicas * weight / 100))
-    return low, max(low, math.ceil(max_replicas * weight / 100))
+    return low, max(low, math.ceil(max_replicas * weight / 100), min(2, max_replicas))
 
 
 # -- 3 ------------------------------------------------------------------------------------------
@@ -114,7 +116,7 @@ def scenario_children_status_columns(cluster, api, ns: str) -> None:
         assert variant["readyReplicas"] >= 1, status["variants"]
 
     table = cluster.kubectl("get", "modeldeployments", "-n", ns).stdout
-    assert table.splitlines()[0].split() == ["NAME", "READY", "PHASE", "TRAFFIC", "URL", "AGE"], table
+    assert table.splitlines()[0].split() == ["NAME", "READY", "PHASE", "TRAFFIC", "ROLLOUT", "URL", "AGE"], table
     row = _printed_row(table)
     assert row["NAME"] == NAME and row["READY"] == "True" and row["PHASE"] == "Ready", table
     assert row["TRAFFIC"] == "stable=1.0.0:90% candidate=2.0.0:10%", table
@@ -216,6 +218,28 @@ def scenario_deleting_collects_everything(cluster, api, ns: str) -> None:
     assert api.get(MD, ns, NAME) is None
 
 
+# -- spec.security -------------------------------------------------------------------------------
+def scenario_missing_secret_is_named_until_it_exists(cluster, api, ns: str) -> None:
+    """A single variant with auth gets a router and NetworkPolicies; its missing token Secret is
+    named in the status (not Ready) until the Secret is created, without any change to the spec."""
+    md = load_example("fraud-single.yaml")
+    name = md["metadata"]["name"]
+    md["spec"]["security"] = {"auth": {"secretName": f"{name}-tokens"}}
+    create_md(api, ns, md)
+    wait_for("children of a secured single variant", lambda: children_match(api, ns, name) is True, 60)
+    kinds = {kind for kind, _ in live_children(api, ns, name)}
+    assert {"NetworkPolicy", "Role"} <= kinds, kinds
+
+    def condition(kind: str) -> dict:
+        return next((c for c in md_status(api, ns, name).get("conditions") or [] if c["type"] == kind), {})
+    wait_for("SecretsFound=False", lambda: condition(conditions.SECRETS_FOUND).get("reason") == conditions.SECRET_NOT_FOUND, 60)
+    assert f"Secret {ns}/{name}-tokens not found" in condition(conditions.SECRETS_FOUND)["message"]
+    assert condition(conditions.READY)["status"] == "False"
+    cluster.kubectl("create", "secret", "generic", f"{name}-tokens", "-n", ns, "--from-literal=alice=s3cr3t")
+    wait_for("the SecretsFound condition to clear", lambda: not condition(conditions.SECRETS_FOUND), 120, interval=1)
+
+
 ALL = [scenario_children_status_columns, scenario_weights_only_touch_routing,
        scenario_version_change_rolls_one_deployment, scenario_hand_changes_are_reverted,
-       scenario_removing_a_variant_prunes_it, scenario_deleting_collects_everything]
+       scenario_removing_a_variant_prunes_it, scenario_deleting_collects_everything,
+       scenario_missing_secret_is_named_until_it_exists]

@@ -5,6 +5,7 @@ from opcluster_scenarios import (
     scenario_children_status_columns,
     scenario_deleting_collects_everything,
     scenario_hand_changes_are_reverted,
+    scenario_missing_secret_is_named_until_it_exists,
     scenario_removing_a_variant_prunes_it,
     scenario_version_change_rolls_one_deployment,
     scenario_weights_only_touch_routing,
@@ -35,3 +36,7 @@ def test_removed_variant_is_pruned_and_stable_service_selects_the_survivor(crd, 
 
 def test_deleting_the_model_deployment_garbage_collects_all_children(crd, api, op_ns):
     scenario_deleting_collects_everything(crd, api, op_ns)
+
+
+def test_missing_auth_secret_is_named_in_status_until_it_is_created(crd, api, op_ns):
+    scenario_missing_secret_is_named_until_it_exists(crd, api, op_ns)

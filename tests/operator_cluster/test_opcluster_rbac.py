@@ -4,8 +4,7 @@ token of its ServiceAccount) passes scenarios 3-8."""
 import pathlib
 
 import pytest
-import yaml
-from opcluster_kit import OperatorProcess, api_for
+from opcluster_kit import OperatorProcess, api_for, can_i, service_account_kubeconfig
 from opcluster_scenarios import ALL
 
 pytestmark = pytest.mark.cluster
@@ -13,27 +12,14 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 SA, SA_NS = "mlserving-operator", "mlserving-system"
 
 
-def service_account_kubeconfig(cluster, path: pathlib.Path) -> pathlib.Path:
-    token = cluster.kubectl("create", "token", SA, "-n", SA_NS, "--duration=2h").stdout.strip()
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    config = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "local", "cluster": entry["cluster"]}],
-              "users": [{"name": SA, "user": {"token": token}}],
-              "contexts": [{"name": SA, "context": {"cluster": "local", "user": SA}}], "current-context": SA}
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def test_scenarios_pass_with_only_the_service_accounts_permissions(crd, fresh_ns, log_dir, run_id, tmp_path):
     crd.kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "deploy"))
     # The operator Deployment itself would only run as a fake pod here: keep it out of the way.
     crd.kubectl("scale", "deployment", "mlserving-operator", "-n", SA_NS, "--replicas=0")
-    kubeconfig = service_account_kubeconfig(crd, tmp_path / "sa-kubeconfig")
+    kubeconfig = service_account_kubeconfig(crd, tmp_path / "sa-kubeconfig", SA, SA_NS)
 
     def can(*args):
-        proc = crd.kubectl("auth", "can-i", "--kubeconfig", str(kubeconfig), *args, check=False)
-        return proc.stdout.strip()
+        return can_i(crd, kubeconfig, *args)
     # The credentials really are the ServiceAccount's, not an administrator's.
     assert can("patch", "deployments.apps", "-n", "default") == "yes"
     assert can("create", "pods", "-n", "default") == "no"

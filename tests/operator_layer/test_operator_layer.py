@@ -9,6 +9,7 @@ from mlserving.operator.apply import (
     _prepared,
     our_fields_fingerprint,
     sort_children,
+    waves,
 )
 from mlserving.operator.kubeapi import ApiError
 from mlserving.operator.leader import LeaseConfig
@@ -43,25 +44,29 @@ def test_fingerprint_follows_only_our_apply_entry():
     assert our_fields_fingerprint(managed(entry("kubectl-edit", {"f:spec": {}}, "Update"))) is None
 
 
-def test_prepared_child_is_namespaced_and_controlled_by_the_model_deployment():
-    child = {"apiVersion": "v1", "kind": "Service",
-             "metadata": {"name": "fraud", "namespace": "elsewhere", "resourceVersion": "7",
-                          "ownerReferences": [{"uid": "other", "controller": True, "kind": "X", "name": "x"},
-                                              {"uid": "keep", "kind": "Y", "name": "y"}]}}
-    meta = _prepared(MD, child)["metadata"]
-    assert meta["namespace"] == "team-a"
-    assert "resourceVersion" not in meta
-    assert meta["ownerReferences"][0] == {"apiVersion": "mlserving.io/v1alpha1", "kind": "ModelDeployment",
-                                          "name": "fraud", "uid": "uid-1", "controller": True,
-                                          "blockOwnerDeletion": True}
-    assert [r["uid"] for r in meta["ownerReferences"]] == ["uid-1", "keep"]
+def test_applier_refuses_a_child_the_renderer_did_not_give_to_the_model_deployment():
+    ours = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "fraud", "namespace": "team-a",
+                         "ownerReferences": [{"uid": "uid-1", "controller": True, "kind": "ModelDeployment",
+                                              "name": "fraud"}]}}
+    assert _prepared(MD, ours) is ours
+    elsewhere = {**ours, "metadata": {**ours["metadata"], "namespace": "elsewhere"}}
+    someone_elses = {**ours, "metadata": {**ours["metadata"], "ownerReferences": [
+        {"uid": "other", "controller": True, "kind": "X", "name": "x"}]}}
+    for child in (elsewhere, someone_elses):
+        with pytest.raises(ValueError, match="not a namespaced child controlled by ModelDeployment fraud"):
+            _prepared(MD, child)
 
 
 def test_children_are_applied_dependencies_first():
-    kinds = ["PodDisruptionBudget", "Deployment", "Service", "ConfigMap", "HorizontalPodAutoscaler", "Role"]
-    ordered = [c["kind"] for c in sort_children([{"kind": k} for k in kinds])]
+    kinds = [("policy/v1", "PodDisruptionBudget"), ("apps/v1", "Deployment"), ("v1", "Service"),
+             ("v1", "ConfigMap"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+             ("rbac.authorization.k8s.io/v1", "Role")]
+    ordered = [c["kind"] for c in sort_children([{"apiVersion": a, "kind": k} for a, k in kinds])]
     assert ordered == ["ConfigMap", "Role", "Service", "Deployment", "HorizontalPodAutoscaler",
                        "PodDisruptionBudget"]
+    assert [[c["kind"] for c in wave] for wave in waves([{"apiVersion": a, "kind": k} for a, k in kinds])] == [
+        ["ConfigMap", "Role", "Service"], ["Deployment"], ["HorizontalPodAutoscaler", "PodDisruptionBudget"]]
 
 
 @pytest.mark.parametrize(("status", "permanent"), [(422, True), (400, True), (500, False), (0, False),
@@ -100,7 +105,12 @@ def test_requeue_coalesces_kicks_and_retries_transient_failures():
             queue.kick("a", "x", full=False)
         queue.kick("a", "x", full=True)   # a full reconcile wins over the status refreshes
         queue.kick("b", "y", full=False)
-        await asyncio.sleep(0.5)
+        # Wait for the work itself (the status run, the failed run and its retry), not a fixed time.
+        deadline = asyncio.get_running_loop().time() + 30
+        while len(calls) < 3:
+            assert asyncio.get_running_loop().time() < deadline, calls
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # room for a wrong extra run to show up
         await queue.stop()
 
     asyncio.run(scenario())

@@ -3,7 +3,8 @@
 Fake on purpose, for what the real inference server cannot be made to do on demand: answer 5xx
 (header x-fake-status), hang past the router's timeout (x-fake-delay seconds), and report exactly
 which requests and headers reached it (GET /fake/stats, asked directly, never through the router).
-Run: python router_fake_upstream.py --name NAME --port PORT
+With --fail-every N every Nth request is answered 500 (a partly broken model version).
+Run: python router_fake_upstream.py --name NAME --port PORT [--fail-every N]
 """
 
 import argparse
@@ -14,8 +15,9 @@ import uvicorn
 
 
 class FakeUpstream:
-    def __init__(self, name: str):
+    def __init__(self, name: str, fail_every: int = 0):
         self.name = name
+        self.fail_every = fail_every
         self.count = 0
         self.last_headers: dict[str, str] = {}
         self.request_ids: list[str] = []
@@ -40,6 +42,8 @@ class FakeUpstream:
         if "x-fake-delay" in headers:
             await asyncio.sleep(float(headers["x-fake-delay"]))
         status = int(headers.get("x-fake-status", "200"))
+        if self.fail_every and self.count % self.fail_every == 0:
+            status = 500
         await self._send(status=status, send=send, payload={
             "served_by": self.name, "path": scope["path"], "query": scope["query_string"].decode(),
             "method": scope["method"], "body": body.decode("latin-1")})
@@ -57,6 +61,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fail-every", type=int, default=0)
     args = parser.parse_args()
-    uvicorn.run(FakeUpstream(args.name), host="127.0.0.1", port=args.port, log_level="warning",
+    uvicorn.run(FakeUpstream(args.name, args.fail_every), host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False, lifespan="off")

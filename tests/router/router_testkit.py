@@ -85,9 +85,11 @@ class Process:
                 self.proc.wait(10)
 
 
-def start_fake(name: str, log_dir: Path, port: int | None = None) -> Process:
+def start_fake(name: str, log_dir: Path, port: int | None = None, fail_every: int = 0) -> Process:
     port = port or free_port()
     cmd = [sys.executable, str(FAKE_UPSTREAM), "--name", name, "--port", str(port)]
+    if fail_every:
+        cmd += ["--fail-every", str(fail_every)]
     return Process(f"fake-{name}", cmd, port, log_dir).start(ready_path="/fake/stats")
 
 
@@ -170,7 +172,7 @@ async def drive(url: str, bodies, concurrency: int = 32, headers=None, timeout: 
 async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, headers=None) -> Answer:
     sent = time.monotonic()
     try:
-        async with session.post(url, data=body, headers=headers) as resp:
+        async with session.post(url, data=body, headers={"content-type": "application/json", **(headers or {})}) as resp:
             payload = await resp.read()
             h = resp.headers
             key = (headers or {}).get("x-user-id")
@@ -180,13 +182,15 @@ async def one_request(session: aiohttp.ClientSession, url: str, body: bytes, hea
         return Answer(-1, None, None, None, repr(exc).encode(), time.monotonic() - sent, sent)
 
 
-async def drive_for(url: str, seconds: float, clients: int, body: bytes, timeout: float = 30.0) -> list[Answer]:
-    """``clients`` loops each sending one request after the other for ``seconds``."""
+async def drive_for(url: str, seconds: float, clients: int, body: bytes, timeout: float = 30.0,
+                    stop: asyncio.Event | None = None) -> list[Answer]:
+    """``clients`` loops each sending one request after the other for ``seconds``, or until
+    ``stop`` is set when one is given (``seconds`` is then only the upper bound)."""
     answers: list[Answer] = []
     end = time.monotonic() + seconds
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         async def client():
-            while time.monotonic() < end:
+            while time.monotonic() < end and not (stop and stop.is_set()):
                 answers.append(await one_request(session, url, body))
 
         await asyncio.gather(*(client() for _ in range(clients)))

@@ -4,6 +4,7 @@ serving different versions of the fraud model (trained here, small) and `mlservi
 import asyncio
 import collections
 import json
+import random
 import subprocess
 import sys
 import time
@@ -124,7 +125,7 @@ def test_sticky_keys_are_stable_move_minimally_and_routers_agree(servers, logs, 
         assert abs(share - 10) <= 3, share
 
         write_table(table, table_of(servers, 80, 20), generation=2)
-        wait_for(lambda: metric_value(metrics(first), "mlserving_router_table_generation") == 2, 5)
+        wait_for(lambda: metric_value(metrics(first), "mlserving_router_table_generation") == 2, 30)
         after = {k: next(iter(v)) for k, v in sticky_round(first, keys).items()}
         moved = collections.Counter((before[k], after[k]) for k in keys if before[k] != after[k])
         assert moved[("candidate", "stable")] == 0
@@ -151,15 +152,18 @@ def test_weight_change_through_the_file_under_load_drops_nothing(servers, logs, 
         await asyncio.sleep(2.0)
         changed_at = time.monotonic()
         write_table(table, table_of(servers, 0, 100), generation=2)
-        return changed_at, await load
+        # In force once the router reports it (an event, not a guess of how long it takes).
+        await asyncio.to_thread(wait_for, lambda: metric_value(metrics(router), "mlserving_router_table_generation")
+                                == 2, 30)
+        return changed_at, time.monotonic(), await load
 
     try:
-        changed_at, answers = asyncio.run(scenario())
+        changed_at, in_force_at, answers = asyncio.run(scenario())
     finally:
         router.stop()
     assert [a for a in answers if a.status != 200] == []
-    late = [a for a in answers if a.sent_at > changed_at + 5.0]
-    assert len(late) > 20 and {a.variant for a in late} == {"candidate"}
+    late = [a for a in answers if a.sent_at > in_force_at]
+    assert late and {a.variant for a in late} == {"candidate"}
     early = [a for a in answers if a.sent_at < changed_at]
     assert {a.variant for a in early} == {"stable"}
     switched = min(a.sent_at for a in answers if a.variant == "candidate") - changed_at
@@ -175,13 +179,18 @@ def test_killed_upstream_fails_over_with_json_errors_and_comes_back(servers, mod
     timings = {}
 
     async def scenario():
-        load = asyncio.create_task(drive_for(router.url + "/predict", seconds=14.0, clients=4, body=BODY))
+        # The load runs until 4 s after the victim is back, however long its restart takes.
+        stop = asyncio.Event()
+        load = asyncio.create_task(drive_for(router.url + "/predict", seconds=120.0, clients=4, body=BODY,
+                                             stop=stop))
         await asyncio.sleep(2.0)
         timings["killed"] = time.monotonic()
         victim.kill()
         await asyncio.sleep(2.0)
         await asyncio.to_thread(victim.start, "/health/ready", 60)
         timings["back"] = time.monotonic()
+        await asyncio.sleep(4.0)
+        stop.set()
         return await load
 
     try:
@@ -192,8 +201,9 @@ def test_killed_upstream_fails_over_with_json_errors_and_comes_back(servers, mod
         router.stop()
         victim.stop()
     assert all(a.status != -1 for a in answers), "a request failed without an HTTP answer"
-    # The router's deadline is 2 s and the client's 30 s: anything near 30 s would be a hang.
-    assert max(a.seconds for a in answers) < 6.0, "a request hung past the router's timeout"
+    # The router's deadline is 2 s and the client's 30 s: anything near 30 s would be a hang (the
+    # bound leaves a busy machine room; it only has to tell a deadline from a hang).
+    assert max(a.seconds for a in answers) < 20.0, "a request hung past the router's timeout"
     errors = [a for a in answers if a.status != 200]
     for a in errors:
         assert a.status in (502, 503, 504)
@@ -283,7 +293,78 @@ def test_each_invalid_table_is_refused_and_the_previous_keeps_serving(servers, l
             assert {a.status for a in answers} == {200}, label
             assert shares(answers)["stable"] > 75, label  # still the 90/10 table
         write_raw(table, "{ not json")
-        wait_for(lambda: metric_value(metrics(router), "mlserving_router_tables_refused_total") == 6, 5)
+        wait_for(lambda: metric_value(metrics(router), "mlserving_router_tables_refused_total") == 6, 30)
         assert http_get(router.url + "/health/ready")[0] == 200
     finally:
         router.stop()
+
+
+def tracked_table(servers, new_weight: int, shadow: bool = False) -> str:
+    """Format 2: one variant rolling from 1.0.0 (the stable server) to 2.0.0 (the candidate server)."""
+    old = {"version": "1.0.0", "url": servers["stable"].url}
+    new = {"version": "2.0.0", "url": servers["candidate"].url}
+    tracks = ([{**old, "weight": 100}, {**new, "weight": 0, "shadow": True}] if shadow else
+              [{**old, "weight": 100 - new_weight}, {**new, "weight": new_weight}])
+    return json.dumps({"format": 2, "generation": 3, "stickyHeader": "x-user-id", "variants": [
+        {**variant("stable", "1.0.0", servers["stable"].url, 100), "tracks": tracks}]})
+
+
+def test_a_rolling_variant_splits_by_track_moves_users_old_to_new_and_counts_per_version(servers, logs, tmp_path):
+    keys = [f"user-{i}" for i in range(600)]
+    table = tmp_path / "routing.json"
+    write_raw(table, tracked_table(servers, 20))
+    router = start_router(table, logs)
+    try:
+        def versions():
+            answers = asyncio.run(drive(router.url + "/predict", [BODY] * len(keys), concurrency=32,
+                                        headers=lambda i: {"x-user-id": keys[i]}))
+            assert {a.status for a in answers} == {200}
+            for a in answers:  # the answering server's own version, and the variant stays "stable"
+                assert a.variant == "stable" and a.version == json.loads(a.body)["model_version"]
+            return {a.key: a.version for a in answers}
+        at_20 = versions()
+        write_raw(table, tracked_table(servers, 50).replace('"generation": 3', '"generation": 4'))
+        wait_for(lambda: metric_value(metrics(router), "mlserving_router_table_generation") == 4, 10,
+                 what="table generation 4")
+        at_50 = versions()
+        text = metrics(router)
+    finally:
+        router.stop()
+    assert not [k for k in keys if at_20[k] == "2.0.0" and at_50[k] == "1.0.0"], "a user moved back to 1.0.0"
+    assert 0.1 < sum(v == "2.0.0" for v in at_20.values()) / len(keys) < 0.3
+    assert 0.4 < sum(v == "2.0.0" for v in at_50.values()) / len(keys) < 0.6
+    per_version = {v: metric_value(text, "mlserving_router_requests_total", variant="stable", version=v)
+                   for v in ("1.0.0", "2.0.0")}
+    assert sum(per_version.values()) == 2 * len(keys)
+    assert per_version["2.0.0"] == sum(v == "2.0.0" for v in [*at_20.values(), *at_50.values()])
+    assert metric_value(text, "mlserving_router_variant_weight", variant="stable", version="2.0.0") == 50
+    assert metric_value(text, "mlserving_router_upstream_latency_seconds_count", version="2.0.0") == per_version["2.0.0"]
+
+
+def test_a_shadow_track_is_compared_per_request_and_never_answers(servers, logs, tmp_path):
+    table = tmp_path / "routing.json"
+    write_raw(table, tracked_table(servers, 0, shadow=True))
+    router = start_router(table, logs)
+    rng = random.Random(7)
+    bodies = [json.dumps({"features": [rng.gauss(0, 3) for _ in range(20)]}).encode() for _ in range(300)]
+    # What the two versions answer when asked directly: the flips the router must count.
+    direct = {name: asyncio.run(drive(servers[name].url + "/predict", bodies, concurrency=16)) for name in VERSIONS}
+    expected_flips = sum(json.loads(a.body)["is_fraud"] != json.loads(b.body)["is_fraud"]
+                         for a, b in zip(direct["stable"], direct["candidate"], strict=True))
+    try:
+        before = predictions(servers["candidate"])
+        answers = asyncio.run(drive(router.url + "/predict", bodies, concurrency=16))
+        assert {(a.status, a.version) for a in answers} == {(200, "1.0.0")}
+        wait_for(lambda: sum(metric_value(metrics(router), "mlserving_router_shadow_comparisons_total",
+                                          variant="stable", version="2.0.0", outcome=o)
+                             for o in ("same", "flip", "value_delta", "error")) == len(bodies), 20,
+                 what="every mirrored answer compared")
+        text = metrics(router)
+        mirrored = predictions(servers["candidate"]) - before
+    finally:
+        router.stop()
+    outcome = {o: metric_value(text, "mlserving_router_shadow_comparisons_total", version="2.0.0", outcome=o)
+               for o in ("same", "flip", "value_delta", "error")}
+    assert mirrored == len(bodies) and outcome["error"] == 0 and outcome["value_delta"] == 0, outcome
+    assert outcome["flip"] == expected_flips and outcome["same"] == len(bodies) - expected_flips, outcome
+    assert metric_value(text, "mlserving_router_requests_total", version="2.0.0") == 0

@@ -6,14 +6,25 @@ import os
 from mlserving.server.router.sources import FileSource
 
 
+async def until(condition, what: str, timeout_s: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 async def collect(path, steps):
-    """Run the source while ``steps`` (callables, 0.2 s apart) change the file; return what it delivered."""
+    """Run the source while ``steps`` change the file, each once the source delivered what came
+    before it; return what it delivered (events, not sleeps: a busy machine only makes it slower)."""
     seen: list[bytes] = []
     task = asyncio.create_task(FileSource(str(path), interval_s=0.02).run(lambda raw, origin: seen.append(raw)))
+    delivered = 1 if path.exists() else 0
     for step in steps:
-        await asyncio.sleep(0.2)
+        await until(lambda n=delivered: len(seen) >= n, f"delivery {delivered}")
         step()
-    await asyncio.sleep(0.2)
+        delivered += 1 if path.exists() else 0
+    await until(lambda: len(seen) >= delivered, f"delivery {delivered}")
+    await asyncio.sleep(0.1)  # a few more polls: nothing may be delivered twice
     task.cancel()
     return seen
 

@@ -3,9 +3,12 @@ real server cannot produce on demand: 5xx answers, hangs, exact header inspectio
 
 import asyncio
 import json
+import socket
+import threading
 import time
 
 import pytest
+from mlserving.server.asgi import usable_request_id
 from router_testkit import (
     drive,
     free_port,
@@ -70,7 +73,7 @@ def test_request_passes_through_and_response_names_the_variant(router_a, fakes):
                       "body": '{"rows": [[1, 2]]}'}
     seen = fake_stats(fakes[0])["last_headers"]
     assert seen["x-tenant"] == "team-a" and seen["content-type"] == "application/json"
-    assert seen["x-request-id"] == headers["x-request-id"] and len(headers["x-request-id"]) == 32
+    assert seen["x-request-id"] == headers["x-request-id"] and usable_request_id(headers["x-request-id"])
     assert seen["host"] == fakes[0].url.removeprefix("http://")
 
 
@@ -104,7 +107,11 @@ def test_upstream_5xx_becomes_json_naming_the_variant(router_a, upstream, expect
     status, headers, body = post(router_a.url + "/predict", headers={"x-fake-status": str(upstream)})
     assert status == expected and headers["content-type"] == "application/json"
     error = json.loads(body)
-    assert error["variant"] == "alpha" and error["upstreamStatus"] == upstream and "alpha" in error["error"]
+    assert error["variant"] == "alpha" and error["upstream_status"] == upstream and "alpha" in error["error"]
+    # The body format of server/logs.py, shared with the server: request_id, status, and the trace the
+    # router started for this request.
+    assert error["status"] == expected and error["request_id"] == headers["x-request-id"]
+    assert error["field"] is None and len(error["trace_id"]) == 32
     assert headers["x-mlserving-variant"] == "alpha"
     assert metric_value(metrics(router_a), "mlserving_router_requests_total",
                         variant="alpha", status=str(expected)) >= 1
@@ -205,3 +212,63 @@ def test_body_over_the_limit_is_refused_with_413(fakes, logs, tmp_path):
         assert status == 413 and "--max-body-bytes" in json.loads(body)["error"]
     finally:
         router.stop()
+
+
+class DropsFirstConnection:
+    """A real TCP upstream whose first connection is closed as soon as a request arrives (a pod
+    killed with the request in flight); later connections get a 200 naming it."""
+
+    def __init__(self, name: str):
+        self.name, self.connections = name, 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn, self.connections == 1), daemon=True).start()
+
+    def _handle(self, conn, drop):
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                data = rest[length:]
+                if drop:
+                    return  # closed with the request unanswered
+                body = json.dumps({"served_by": self.name}).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_dropped_connection_is_retried_within_the_variant_before_any_failover(fakes, logs, tmp_path):
+    flaky = DropsFirstConnection("flaky")
+    table = tmp_path / "routing.json"
+    write_table(table, [variant("flaky", "1.0.0", flaky.url, 100), variant("beta", "2.0.0", fakes[1].url, 0)])
+    router = start_router(table, logs)
+    try:
+        status, headers, body = post(router.url + "/predict")
+        assert (status, json.loads(body)["served_by"], headers["x-mlserving-variant"]) == (200, "flaky", "flaky")
+        assert flaky.connections == 2
+        assert metric_value(metrics(router), "mlserving_router_failovers_total",
+                            from_variant="flaky", to_variant="beta") == 0
+    finally:
+        router.stop()
+        flaky.close()

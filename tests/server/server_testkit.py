@@ -90,3 +90,22 @@ def start_on_free_port(command_for, env: dict, log_dir: Path, label: str, attemp
             if "address already in use" not in server.logs().lower() or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def start_router_to(upstream_url: str, log_dir: Path, version: str = "1") -> ServerProcess:
+    """`mlserving router` sending all traffic to one upstream (a routing-table file of one variant)."""
+    import json
+
+    table = log_dir / f"routing-{free_port()}.json"
+    table.write_text(json.dumps({"generation": 1, "stickyHeader": None, "variants": [
+        {"name": "only", "version": version, "url": upstream_url, "weight": 100, "mirror": False}]}))
+    return start_on_free_port(lambda port: [sys.executable, "-m", "mlserving.cli.main", "router", "--config",
+                                            str(table), "--host", "127.0.0.1", "--port", str(port)],
+                              server_env(Path("/nonexistent")), log_dir, "router")
+
+
+def start_serve(model_path: Path, log_dir: Path, **env) -> ServerProcess:
+    """``mlserving serve``, as the pod runs it (with the project's HTTP protocol and its limits)."""
+    return start_on_free_port(lambda port: [sys.executable, "-m", "mlserving.cli.main", "serve",
+                                            "--host", "127.0.0.1", "--port", str(port)],
+                              server_env(model_path, **env), log_dir, "serve")

@@ -3,6 +3,7 @@
 import pytest
 from server_testkit import SEED_FEATURES
 
+JSON = {"content-type": "application/json"}
 ROW = ",".join(str(v) for v in SEED_FEATURES)
 ROW19 = ",".join(str(v) for v in SEED_FEATURES[:19])
 
@@ -77,7 +78,7 @@ def test_bad_input(onnx_server, client, path, body, status, field, words):
 
 def test_body_over_the_limit(onnx_server, client):
     padding = b" " * (1024 * 1024)
-    r = client.post(f"{onnx_server.url}/predict", content=b'{"features": []}' + padding)
+    r = client.post(f"{onnx_server.url}/predict", content=b'{"features": []}' + padding, headers=JSON)
     assert r.status_code == 413 and r.json()["field"] == "body" and "1048576 bytes" in r.json()["error"]
 
 
@@ -88,7 +89,7 @@ def test_chunked_body_over_the_limit(onnx_server, client):
             yield b"0.0," * 1000
         yield b"0]}"
 
-    r = client.post(f"{onnx_server.url}/v2/models/fraud/infer", content=chunks())
+    r = client.post(f"{onnx_server.url}/v2/models/fraud/infer", content=chunks(), headers=JSON)
     assert r.status_code == 413 and "MAX_BODY_BYTES" in r.json()["error"]
 
 
@@ -101,7 +102,7 @@ def test_bad_input_is_counted_and_server_stays_healthy(onnx_server, client):
 
     before = invalid_count()
     for _ in range(3):
-        assert client.post(f"{onnx_server.url}/predict", content=b'{"features": [NaN]}').status_code == 422
+        assert client.post(f"{onnx_server.url}/predict", content=b'{"features": [NaN]}', headers=JSON).status_code == 422
     assert invalid_count() == before + 3
     assert client.get(f"{onnx_server.url}/health/ready").status_code == 200
 

@@ -11,17 +11,23 @@ from mlserving.server.batching import AdaptiveBatcher
 
 
 class RecordingModel:
-    """A real (if tiny) model: row sums, taking ``cost_s`` per call like a forest would."""
+    """A real (if tiny) model: row sums, taking ``cost_s`` per call like a forest would.
 
-    def __init__(self, cost_s: float = 0.005, fail: bool = False):
+    ``meet``: the first ``meet`` calls wait for each other (a barrier), so they only return if
+    they run at the same time."""
+
+    def __init__(self, cost_s: float = 0.005, fail: bool = False, meet: int = 0):
         self.cost_s = cost_s
         self.fail = fail
         self.calls: list[int] = []
         self.threads: set[str] = set()
+        self.barrier = threading.Barrier(meet, timeout=30) if meet else None
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         self.calls.append(len(X))
         self.threads.add(threading.current_thread().name)
+        if self.barrier is not None and len(self.calls) <= self.barrier.parties:
+            self.barrier.wait()  # BrokenBarrierError if the calls did not overlap
         time.sleep(self.cost_s)
         if self.fail:
             raise RuntimeError("model exploded")
@@ -63,7 +69,8 @@ def test_first_request_goes_alone_when_the_model_is_idle(executor):
 
 def test_max_batch_time_collects_requests_before_the_first_call(executor):
     model = RecordingModel(cost_s=0.0)
-    batcher = AdaptiveBatcher(model, executor, max_batch_size=64, max_batch_time_s=0.05)
+    # A generous window: the second request (10 ms later) must land in it even on a busy machine.
+    batcher = AdaptiveBatcher(model, executor, max_batch_size=64, max_batch_time_s=0.5)
 
     async def main():
         first = asyncio.ensure_future(batcher.submit(np.ones((1, 2))))
@@ -77,10 +84,10 @@ def test_max_batch_time_collects_requests_before_the_first_call(executor):
 
 def test_full_batch_does_not_wait_for_the_timer(executor):
     model = RecordingModel(cost_s=0.0)
-    batcher = AdaptiveBatcher(model, executor, max_batch_size=4, max_batch_time_s=5.0)
+    batcher = AdaptiveBatcher(model, executor, max_batch_size=4, max_batch_time_s=120.0)
     start = time.perf_counter()
     run_concurrently(batcher, [np.ones((2, 2)), np.ones((2, 2))])
-    assert time.perf_counter() - start < 2.0 and model.calls == [4]
+    assert time.perf_counter() - start < 60 and model.calls == [4]  # far below the 120 s timer
 
 
 def test_a_request_larger_than_the_batch_is_not_split(executor):
@@ -101,14 +108,12 @@ def test_model_error_reaches_every_request_of_the_batch(executor):
 
 
 def test_two_workers_run_two_batches_at_once():
-    model = RecordingModel(cost_s=0.05)
+    model = RecordingModel(cost_s=0.05, meet=2)  # the first two calls must run at the same time
     with ThreadPoolExecutor(2, thread_name_prefix="model") as pool:
         batcher = AdaptiveBatcher(model, pool, max_batch_size=2, max_in_flight=2)
-        start = time.perf_counter()
         run_concurrently(batcher, [np.ones((1, 2)) for _ in range(4)])
-        elapsed = time.perf_counter() - start
     assert sorted(model.calls) == [1, 1, 2] and len(model.threads) == 2
-    assert elapsed < 0.15 * 2  # two calls overlapped instead of three in sequence
+    assert not model.barrier.broken
 
 
 def test_rejects_nonsense_settings(executor):

@@ -24,7 +24,7 @@ def test_values_are_parsed():
     ({"PORT": "70000"}, "PORT: must be 1-65535"),
     ({"WORKERS": "0"}, "WORKERS: must be at least 1"),
     ({"ALLOW_PICKLE": "perhaps"}, "ALLOW_PICKLE: must be true or false"),
-    ({"MODEL_FORMAT": "pmml"}, "MODEL_FORMAT: must be auto, onnx or sklearn"),
+    ({"MODEL_FORMAT": "pmml"}, "MODEL_FORMAT: must be auto, onnx or native"),
     ({"BATCHING": "sometimes"}, "BATCHING: must be auto, on or off"),
     ({"MAX_BODY_BYTES": "10"}, "MAX_BODY_BYTES: must be at least 1024"),
     ({"MAX_BATCH_TIME_MS": "soon"}, "MAX_BATCH_TIME_MS: must be a number"),

@@ -41,7 +41,7 @@ def test_model_metadata(onnx_server, client, model_registry):
     assert v2["inputs"][0]["shape"] == [-1, 20] and v2["inputs"][0]["datatype"] == "FP32"
     assert [o["name"] for o in v2["outputs"]] == ["predict", "predict_proba"]
     server = client.get(f"{onnx_server.url}/v2").json()
-    assert server["name"] == "mlserving" and server["version"] and server["extensions"] == []
+    assert server["name"] == "mlserving" and server["version"] and server["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.parametrize("path", ["/v2/models/other", "/v2/models/other/ready", "/v2/models/fraud/versions/3.0.0",

@@ -7,8 +7,10 @@ from server_testkit import SEED_PAYLOAD
 
 
 def log_lines(server) -> list[dict]:
+    # One JSON object per "\n": str.splitlines() would also cut at U+2028 and the like, which
+    # JSON leaves unescaped and which a fuzzed path may carry.
     lines = []
-    for line in server.logs().splitlines():
+    for line in server.logs().split("\n"):
         line = line.strip()
         if line.startswith("{"):
             lines.append(json.loads(line))
@@ -30,7 +32,7 @@ def test_every_line_is_json_and_errors_are_warnings(onnx_server, client):
     (entry,) = wait_for(onnx_server, lambda e: e.get("request_id") == "bad-77")
     assert entry["level"] == "warning" and entry["status"] == 422 and "exactly 20" in entry["error"]
     assert entry["path"] == "/predict" and entry["ts"].endswith("Z")
-    text = [line for line in onnx_server.logs().splitlines() if line.strip() and not line.startswith("{")]
+    text = [line for line in onnx_server.logs().split("\n") if line.strip() and not line.startswith("{")]
     assert text == [], f"non-JSON log lines: {text[:3]}"
     ready = [e for e in log_lines(onnx_server) if e.get("msg") == "model ready"]
     assert ready and ready[0]["format"] == "onnx" and ready[0]["version"] == "1.0.0"
@@ -45,3 +47,25 @@ def test_debug_logs_one_line_per_request(renamed_debug_server, client):
     assert predict["duration_ms"] >= 0
     (model,) = wait_for(server, lambda e: e.get("request_id") == "dbg-2")
     assert model["level"] == "debug" and model["path"] == "/model"
+
+
+def test_access_logger_has_a_handler_only_when_debugging():
+    # uvicorn builds every response's access-line arguments whenever uvicorn.access has a handler,
+    # whatever its level: outside debug it must have none.
+    import logging
+
+    from mlserving.server.logs import PROJECT_LOGGERS, setup_logging, uvicorn_log_config
+
+    loggers = [logging.getLogger(name) for name in (*PROJECT_LOGGERS, "uvicorn.access")]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    access = loggers[-1]
+    try:
+        setup_logging("info")
+        assert not access.hasHandlers()
+        setup_logging("debug")
+        assert access.hasHandlers()
+    finally:
+        for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+    assert uvicorn_log_config("info")["loggers"]["uvicorn.access"]["handlers"] == []
+    assert uvicorn_log_config("debug")["loggers"]["uvicorn.access"]["handlers"] == ["stderr"]

@@ -26,7 +26,7 @@ def loaded(directory, **settings) -> ModelState:
 def test_prefers_onnx_and_calls_it_inline(model_registry):
     state = loaded(model_registry / "fraud" / "1.0.0")
     assert state.ready and state.model.format == "onnx" and state.dispatch_mode == "inline"
-    assert state.model.n_features == 20 and state.model.threshold == 0.5
+    assert state.model.n_features == 20 and state.model.task.threshold == 0.5
 
 
 def test_sklearn_dispatch_modes(model_registry):
@@ -35,7 +35,7 @@ def test_sklearn_dispatch_modes(model_registry):
     state = loaded(path, model_format="sklearn", batching="off")
     assert state.dispatch_mode == "thread"
     X = np.zeros((3, 20))
-    proba = asyncio.run(state.predict_proba(X))
+    proba = asyncio.run(state.predict(X))
     assert proba.shape == (3, 2)
     state.close()
     # A model cheaper than INLINE_MAX_US is still batched when BATCHING=on.

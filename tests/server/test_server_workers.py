@@ -1,20 +1,23 @@
-"""`mlserving serve` with WORKERS=2: metrics from both worker processes are aggregated."""
+"""`mlserving serve` with WORKERS=2: metrics from both worker processes are aggregated, on the main
+port and on the metrics port."""
 
 import sys
 import time
 
 import httpx
 import pytest
-from server_testkit import SEED_PAYLOAD, server_env, start_on_free_port
+from server_testkit import SEED_PAYLOAD, free_port, server_env, start_on_free_port
 
 
 @pytest.fixture
 def two_workers(model_registry, log_dir):
     path = model_registry / "fraud" / "1.0.0"
+    metrics_port = free_port()
     server = start_on_free_port(
         lambda port: [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path", str(path),
                       "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        server_env(path), log_dir, "workers")
+        server_env(path, METRICS_PORT=metrics_port), log_dir, "workers")
+    server.metrics_url = f"http://127.0.0.1:{metrics_port}"
     yield server
     server.stop()
 
@@ -48,4 +51,6 @@ def test_metrics_are_aggregated_across_workers(two_workers):
     # Whichever worker answers the scrape reports the requests of both.
     for _ in range(4):
         assert success_total(url) == answered
+    # The metrics port is served once, by the supervising process, with every worker's values.
+    assert success_total(two_workers.metrics_url) == answered
     assert '"msg":"model ready"' in two_workers.logs()

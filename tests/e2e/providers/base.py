@@ -33,6 +33,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 # The registry/repository part of the image references deploy/ and the operator default to.
 SERVER_REPOSITORY = "docker.io/mlserving/server"
+SERVER_FULL_REPOSITORY = "docker.io/mlserving/server-full"
 OPERATOR_REPOSITORY = "docker.io/mlserving/operator"
 
 
@@ -49,6 +50,7 @@ class ImageSpec:
     dockerfile: pathlib.Path
     context: pathlib.Path = REPO_ROOT
     build_args: dict[str, str] = dataclasses.field(default_factory=dict)
+    target: str | None = None  # a Dockerfile stage; None = its last one
 
 
 def project_version(root: pathlib.Path = REPO_ROOT) -> str:
@@ -63,6 +65,12 @@ def project_images(root: pathlib.Path = REPO_ROOT) -> list[ImageSpec]:
         ImageSpec(f"{SERVER_REPOSITORY}:{version}", root / "Dockerfile.server", root),
         ImageSpec(f"{OPERATOR_REPOSITORY}:{version}", root / "Dockerfile.operator", root),
     ]
+
+
+def server_full_image(root: pathlib.Path = REPO_ROOT) -> ImageSpec:
+    """The server-full target (native runtimes), for a test that sets spec.image to it."""
+    return ImageSpec(f"{SERVER_FULL_REPOSITORY}:{project_version(root)}", root / "Dockerfile.server", root,
+                     target="server-full")
 
 
 class ProviderError(RuntimeError):

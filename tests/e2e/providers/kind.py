@@ -73,6 +73,8 @@ class KindProvider(ClusterProvider):
     def load_images(self, images: Sequence[ImageSpec]) -> None:
         for image in images:
             args = ["docker", "build", "--file", str(image.dockerfile), "--tag", image.ref]
+            if image.target:
+                args += ["--target", image.target]
             for key, value in sorted(image.build_args.items()):
                 args += ["--build-arg", f"{key}={value}"]
             run_command(args + [str(image.context)], f"docker build of {image.ref}", BUILD_TIMEOUT_S)

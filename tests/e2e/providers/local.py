@@ -29,7 +29,7 @@ NODE_BINARIES = ("kubelet", "kube-proxy")
 HOST_TOOLS = ("ip", "iptables", "openssl", "gcc", "python3")
 # Installed by hack/node/deps.sh through apt-get when missing.
 APT_TOOLS = ("containerd", "runc", "buildah", "debootstrap", "conntrack")
-UP_TIMEOUT_S = 900          # includes a first CoreDNS build from its Go module
+UP_TIMEOUT_S = 1800         # includes first builds of CoreDNS and metrics-server from their Go modules
 BUILD_TIMEOUT_S = 3600      # a cold image build: debootstrap, pip wheels, model training
 DOWN_TIMEOUT_S = 300
 
@@ -90,6 +90,8 @@ class LocalProvider(ClusterProvider):
             problems.append(f"{', '.join(APT_TOOLS)} missing and no apt-get to install them")
         if shutil.which("go") is None and not (k8s_bin / "coredns").exists():
             problems.append("no Go toolchain to build CoreDNS")
+        if shutil.which("go") is None and not pathlib.Path(self.env["METRICS_SERVER_BIN"]).exists():
+            problems.append("no Go toolchain to build metrics-server")
         if not pathlib.Path("/sys/fs/cgroup").is_dir():
             problems.append("/sys/fs/cgroup is not mounted")
         return (not problems), "; ".join(problems)
@@ -112,6 +114,8 @@ class LocalProvider(ClusterProvider):
         for image in images:
             args = ["bash", str(IMAGES_DIR / "build-image.sh"), "--tag", image.ref,
                     "--file", str(image.dockerfile), "--context", str(image.context), "--import"]
+            if image.target:
+                args += ["--target", image.target]
             for key, value in sorted(image.build_args.items()):
                 args += ["--build-arg", f"{key}={value}"]
             run_command(args, f"building and importing {image.ref}", BUILD_TIMEOUT_S)
