@@ -67,6 +67,25 @@ class NodeCluster:
         raise AssertionError(f"pod {namespace}/{name} not {phase_or_ready} after {timeout:.0f} s:\n"
                              f"{json.dumps(pod.get('status'), indent=1)}\n{events}")
 
+    def wait_for_ready_endpoint(self, namespace: str, service: str, pod_ip: str, timeout: float = 60) -> None:
+        """Wait until the Service's EndpointSlices list ``pod_ip`` as ready.
+
+        A pod turns Ready before the endpoint controller and kube-proxy hear of it; until then
+        kube-proxy rejects connections to the ClusterIP (connection refused).
+        """
+        deadline = time.monotonic() + timeout
+        slices: dict = {}
+        while time.monotonic() < deadline:
+            slices = self.get_json("endpointslices", "-n", namespace,
+                                   "-l", f"kubernetes.io/service-name={service}")
+            for item in slices["items"]:
+                for ep in item.get("endpoints") or []:
+                    if pod_ip in ep.get("addresses", []) and ep.get("conditions", {}).get("ready"):
+                        return
+            time.sleep(0.5)
+        raise AssertionError(f"service {namespace}/{service} has no ready endpoint {pod_ip} "
+                             f"after {timeout:.0f} s:\n{json.dumps(slices, indent=1)}")
+
 
 @pytest.fixture(scope="session")
 def real_node():

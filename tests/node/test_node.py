@@ -11,6 +11,7 @@ import pathlib
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -136,8 +137,21 @@ def test_restricted_namespace_rejects_a_root_pod(real_node, ns):
 
 
 def test_service_answers_on_its_cluster_ip_from_the_host(real_node, server_pod):
-    svc = real_node.get_json("service", "server", "-n", server_pod["metadata"]["namespace"])
-    body = http_json(f"http://{svc['spec']['clusterIP']}:80/health/ready")
+    ns = server_pod["metadata"]["namespace"]
+    real_node.wait_for_ready_endpoint(ns, "server", server_pod["status"]["podIP"])
+    svc = real_node.get_json("service", "server", "-n", ns)
+    url = f"http://{svc['spec']['clusterIP']}:80/health/ready"
+    # kube-proxy writes its rules a sync period after the EndpointSlice changes; until then it
+    # refuses the connection. Anything else (a timeout, a wrong answer) fails at once.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            body = http_json(url)
+            break
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionRefusedError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     assert body["model_loaded"] is True
 
 
