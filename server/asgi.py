@@ -3,6 +3,8 @@
 import itertools
 import os
 
+from mlserving.server.whole_response import send_whole
+
 
 class BodyTooLarge(Exception):
     pass
@@ -63,6 +65,8 @@ def is_json_content_type(value: bytes | None) -> bool:
     what a browser may send cross-origin without a preflight (text/plain, forms)."""
     if value is None:
         return False
+    if value == b"application/json":  # what nearly every client sends
+        return True
     return value.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
@@ -101,12 +105,10 @@ async def read_body(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def send_bytes(send, status: int, body: bytes, request_id: str, extra_headers: list,
+async def send_bytes(scope, send, status: int, body: bytes, request_id: str, extra_head: bytes = b"",
                      content_type: bytes | None = None) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type or b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode("latin-1", "replace")), *extra_headers],
-    })
-    await send({"type": "http.response.body", "body": body})
+    """A response with its content type, length and x-request-id; ``extra_head``: more header lines
+    (whole_response.head_lines)."""
+    head = b"content-type: %s\r\nx-request-id: %s\r\n%s" % (
+        content_type or b"application/json", request_id.encode("latin-1", "replace"), extra_head)
+    await send_whole(scope, send, status, head, body)

@@ -46,6 +46,11 @@ class HeadHoldingTransport:
             self._transport.write(head)
         self._transport.close()
 
+    @property
+    def inner(self):
+        """The connection's own transport."""
+        return self._transport
+
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 

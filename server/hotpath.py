@@ -35,7 +35,7 @@ class HotResult(NamedTuple):
     body: bytes
     rows: int
     outcome: object  # what the metrics count for the task (see ServerMetrics.success)
-    headers: list | None = None
+    head: bytes = b""  # more header lines (whole_response.head_lines)
     content_type: bytes | None = None
 
 
@@ -105,9 +105,8 @@ class HotPathDispatcher:
     async def _method_not_allowed(self, scope, send) -> None:
         request_id = usable_request_id(header_values(scope)[0]) or new_request_id()
         message = f"method: {scope['method']} is not allowed on {clip(scope['path'], 200)}; use POST"
-        await send_bytes(send, 405, error_body(405, message, "method", request_id, trace_id_in(scope["headers"])),
-                         request_id,
-                         [(b"allow", b"POST")])
+        await send_bytes(scope, send, 405, error_body(405, message, "method", request_id, trace_id_in(scope["headers"])),
+                         request_id, b"allow: POST\r\n")
 
     async def _serve(self, handler: Handler, target, scope, receive, send) -> None:
         start = time.perf_counter()
@@ -142,10 +141,10 @@ class HotPathDispatcher:
                                                       "trace_id": trace_id_in(scope["headers"])})
             status, message = 500, f"internal error: {type(exc).__name__}"
         request_id = call.rid()
-        model_headers = state.model_headers
+        model_head = state.model_head
         if status == 200:
-            headers = model_headers if result.headers is None else [*model_headers, *result.headers]
-            await send_bytes(send, 200, result.body, request_id, headers, result.content_type)
+            await send_bytes(scope, send, 200, result.body, request_id, model_head + result.head if result.head else model_head,
+                             result.content_type)
             elapsed = time.perf_counter() - start
             state.metrics.success(result.rows, result.outcome, elapsed)
             if self.debug:
@@ -155,8 +154,8 @@ class HotPathDispatcher:
             return
         # Failures only from here on: reading the trace context costs nothing on the success path.
         trace_id = trace_id_in(scope["headers"])
-        await send_bytes(send, status, error_body(status, message, field, request_id, trace_id), request_id,
-                         model_headers)
+        await send_bytes(scope, send, status, error_body(status, message, field, request_id, trace_id), request_id,
+                         model_head)
         if status < 500:
             state.metrics.invalid()
         else:
@@ -170,8 +169,8 @@ class HotPathDispatcher:
         limit = self.state.config.max_body_bytes
         if length is not None and length > limit:
             message = f"body: must be at most {limit} bytes (MAX_BODY_BYTES)"
-            await send_bytes(send, 413, error_body(413, message, "body", request_id, trace_id_in(scope["headers"])),
-                             request_id, [])
+            await send_bytes(scope, send, 413, error_body(413, message, "body", request_id, trace_id_in(scope["headers"])),
+                             request_id)
             return
         scope.setdefault("state", {})["request_id"] = request_id
         encoded = request_id.encode("latin-1", "replace")

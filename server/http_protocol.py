@@ -13,7 +13,8 @@ sent on them. This subclass adds, for the inference server and the router alike:
 - an answer sent before the request body was read (413, 415) closes the connection instead of
   reading the rest of the body;
 - an ``Upgrade`` request is served as plain HTTP and the connection closes after the answer;
-- a response's head and the first piece of its body leave in one write (server/head_holding.py);
+- a response's head and the first piece of its body leave in one write (server/head_holding.py),
+  and the hot paths send a whole response as one message (server/whole_response.py);
 - on shutdown an idle connection stays open ``DRAIN_GRACE_S`` longer: a request already on its way
   is answered with ``connection: close`` instead of being cut off.
 
@@ -27,6 +28,7 @@ import os
 import httptools
 from mlserving.server.head_holding import HeadHoldingTransport, holds_head
 from mlserving.server.logs import error_body
+from mlserving.server.whole_response import take_whole_responses
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PROTOCOL = "mlserving.server.http_protocol:LimitedHttpToolsProtocol"
@@ -51,8 +53,10 @@ HEAD_TIMEOUT_S = _seconds("HTTP_HEAD_TIMEOUT_S", 10.0)
 BODY_TIMEOUT_S = _seconds("HTTP_BODY_TIMEOUT_S", 30.0)
 SHUTDOWN_TIMEOUT_S = _seconds("HTTP_SHUTDOWN_TIMEOUT_S", 20.0)
 # uvicorn.run settings that go with the protocol (both processes use them).
+# No X-Forwarded-* rewriting of the client address and scheme: neither process uses them, and
+# uvicorn's middleware for it costs every request.
 UVICORN_SETTINGS = {"http": PROTOCOL, "ws": "none", "timeout_keep_alive": IDLE_TIMEOUT_S,
-                    "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
+                    "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S, "proxy_headers": False}
 
 
 class _HeadTooLarge(Exception):
@@ -153,8 +157,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None:
             return
-        if cycle.scope is self.scope and holds_head(cycle, self.scope):  # this request's cycle, not yet running
-            cycle.transport = HeadHoldingTransport(self.transport)
+        if cycle.scope is self.scope:  # this request's cycle, not yet running (an upgrade made none)
+            take_whole_responses(cycle)
+            if holds_head(cycle, self.scope):
+                cycle.transport = HeadHoldingTransport(self.transport)
         if self._draining:
             cycle.keep_alive = False
 

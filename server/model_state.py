@@ -14,6 +14,7 @@ from mlserving.server.logs import process_age_s
 from mlserving.server.metrics import ServerMetrics
 from mlserving.server.runtime import ModelLoadError, choose_artifact, measure_call_us
 from mlserving.server.tasks import Task, TaskError, task_from_metadata
+from mlserving.server.whole_response import head_lines
 
 log = logging.getLogger("mlserving.server.model")
 
@@ -66,9 +67,16 @@ def load_model(config: ServerConfig) -> LoadedModel:
         raise ModelLoadError(str(exc)) from None
     runtime_cls, artifact = choose_artifact(directory, metadata, config.model_format, config.allow_pickle)
     runtime = runtime_cls(artifact, metadata, task)
+    name = config.model_name or str(metadata.get("name") or directory.parent.name)
+    version = str(metadata.get("version") or directory.name)
+    for field_name, value in (("name", name), ("version", version)):
+        # Both go out in every response's x-model-name / x-model-version header.
+        if not value.isprintable() or len(value) > 253:
+            raise ModelLoadError(f"{directory}/metadata.json: {field_name} must be at most 253 printable characters "
+                                 f"(it is sent in the x-model-{field_name} header), got {value[:60]!r}")
     model = LoadedModel(
-        name=config.model_name or str(metadata.get("name") or directory.parent.name),
-        version=str(metadata.get("version") or directory.name),
+        name=name,
+        version=version,
         metadata=metadata,
         runtime=runtime,
         feature_names=feature_names,
@@ -108,7 +116,7 @@ class ModelState:
         self.batcher: AdaptiveBatcher | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.metrics: ServerMetrics | None = None  # labelled with the model, so made by load()
-        self.model_headers: list[tuple[bytes, bytes]] = []
+        self.model_head = b""  # x-model-name and x-model-version header lines, once loaded
         self.drift: DriftMonitor | None = None
         self.drift_status = "model not loaded yet"
 
@@ -131,8 +139,8 @@ class ModelState:
         self.metrics = ServerMetrics(model.name, model.version, task=model.task,
                                      value_buckets=model.metadata.get("prediction_buckets"))
         self.metrics.model_loaded(model.loaded_at)
-        self.model_headers = [(b"x-model-name", model.name.encode("latin-1", "replace")),
-                              (b"x-model-version", model.version.encode("latin-1", "replace"))]
+        self.model_head = head_lines([(b"x-model-name", model.name.encode("latin-1", "replace")),
+                                      (b"x-model-version", model.version.encode("latin-1", "replace"))])
         mode = self.config.batching
         self.inline = (mode == "auto" and model.call_us <= self.config.inline_max_us) or (
             mode == "off" and model.format == "onnx")

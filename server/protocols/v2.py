@@ -225,8 +225,8 @@ async def infer(call: Call) -> HotResult:
                          "parameters": {}, "outputs": outputs}, option=_DUMP_OPTIONS)
     if chunks is None:
         return HotResult(body, n, outcome)
-    headers = [(v2_binary.HEADER_LENGTH, str(len(body)).encode())]
-    return HotResult(b"".join([body, *chunks]), n, outcome, headers, v2_binary.BINARY_CONTENT_TYPE)
+    head = b"%s: %d\r\n" % (v2_binary.HEADER_LENGTH, len(body))
+    return HotResult(b"".join([body, *chunks]), n, outcome, head, v2_binary.BINARY_CONTENT_TYPE)
 
 
 def router(state) -> APIRouter:

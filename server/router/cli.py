@@ -144,8 +144,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = uvicorn.Config(app, host=args.host, port=args.port, loop="uvloop", lifespan="on",
                                 access_log=False, log_level="warning", log_config=None,  # setup_logging's JSON
-                                **UVICORN_SETTINGS, **tls_files,
-                                proxy_headers=False)  # no X-Forwarded-* rewriting
+                                **UVICORN_SETTINGS, **tls_files)
         config.load()
         if args.tls_dir:
             reloader = CertificateReloader(args.tls_dir, config.ssl, app.metrics)
