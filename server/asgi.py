@@ -3,7 +3,7 @@
 import itertools
 import os
 
-from mlserving.server.whole_response import send_whole
+from mlserving.server.whole_response import whole_messages
 
 
 class BodyTooLarge(Exception):
@@ -105,10 +105,16 @@ async def read_body(receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def send_bytes(scope, send, status: int, body: bytes, request_id: str, extra_head: bytes = b"",
-                     content_type: bytes | None = None) -> None:
-    """A response with its content type, length and x-request-id; ``extra_head``: more header lines
-    (whole_response.head_lines)."""
+def response_messages(scope, status: int, body: bytes, request_id: str, extra_head: bytes = b"",
+                      content_type: bytes | None = None) -> tuple:
+    """The messages of a response with its content type, length and x-request-id; ``extra_head``:
+    more header lines (whole_response.head_lines)."""
     head = b"content-type: %s\r\nx-request-id: %s\r\n%s" % (
         content_type or b"application/json", request_id.encode("latin-1", "replace"), extra_head)
-    await send_whole(scope, send, status, head, body)
+    return whole_messages(scope, status, head, body)
+
+
+async def send_bytes(scope, send, status: int, body: bytes, request_id: str, extra_head: bytes = b"",
+                     content_type: bytes | None = None) -> None:
+    for message in response_messages(scope, status, body, request_id, extra_head, content_type):
+        await send(message)

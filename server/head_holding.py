@@ -3,8 +3,9 @@
 uvicorn writes a response's status line and headers when the application sends
 ``http.response.start`` and the body when it sends ``http.response.body``; uvloop sends each
 write at once, so a small response costs two send() calls and two TCP segments. A response
-cycle given ``HeadHoldingTransport`` in place of the connection's transport keeps the head until
-the next write (the first body chunk, or a close) and sends both in one call.
+cycle given ``HeadHoldingTransport`` in place of the connection's transport when its response
+starts (server/whole_response.py) keeps the head until the next write (the first body chunk, or a
+close) and sends both in one call.
 
 Only for a request that is neither HEAD (whose body writes nothing, so the head would wait for
 the close) nor waiting for ``100 Continue`` (that interim answer must not be held).
@@ -45,11 +46,6 @@ class HeadHoldingTransport:
             self._head = None
             self._transport.write(head)
         self._transport.close()
-
-    @property
-    def inner(self):
-        """The connection's own transport."""
-        return self._transport
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()

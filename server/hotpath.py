@@ -18,6 +18,7 @@ from mlserving.server.asgi import (
     is_acceptable_content_type,
     new_request_id,
     read_body,
+    response_messages,
     send_bytes,
     usable_request_id,
 )
@@ -143,8 +144,10 @@ class HotPathDispatcher:
         request_id = call.rid()
         model_head = state.model_head
         if status == 200:
-            await send_bytes(scope, send, 200, result.body, request_id, model_head + result.head if result.head else model_head,
-                             result.content_type)
+            for message in response_messages(scope, 200, result.body, request_id,
+                                             model_head + result.head if result.head else model_head,
+                                             result.content_type):
+                await send(message)
             elapsed = time.perf_counter() - start
             state.metrics.success(result.rows, result.outcome, elapsed)
             if self.debug:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 
 import httptools
-from mlserving.server.head_holding import HeadHoldingTransport, holds_head
 from mlserving.server.logs import error_body
 from mlserving.server.whole_response import take_whole_responses
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -159,8 +158,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         if cycle.scope is self.scope:  # this request's cycle, not yet running (an upgrade made none)
             take_whole_responses(cycle)
-            if holds_head(cycle, self.scope):
-                cycle.transport = HeadHoldingTransport(self.transport)
         if self._draining:
             cycle.keep_alive = False
 

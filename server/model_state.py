@@ -31,9 +31,11 @@ class LoadedModel:
     call_us: float = 0.0
     feature_index: dict = field(default_factory=dict)
     v2_default_outputs: list = field(default_factory=list)  # (name, as binary) when a request names none
+    v2_single_outputs: dict = field(default_factory=dict)  # name -> [(name, False)]: a request naming one
 
     def __post_init__(self):
         self.v2_default_outputs = [(name, False) for name in self.task.outputs]
+        self.v2_single_outputs = {name: [(name, False)] for name in self.task.outputs}
 
     @property
     def n_features(self) -> int:

@@ -12,13 +12,13 @@ the application sends instead::
 ``head`` is the response's own header lines, each ending in CRLF, lower-case names and values
 already valid for HTTP; ``content-length`` is added here, with the server's default headers
 (server, date) and ``connection: close`` when the connection does not stay open. Elsewhere (another
-ASGI server, an in-process test client) ``send_whole`` sends the same response as the two standard
-messages.
+ASGI server, an in-process test client) ``whole_messages`` makes the same response the two
+standard messages.
 """
 
 from __future__ import annotations
 
-from mlserving.server.head_holding import HeadHoldingTransport
+from mlserving.server.head_holding import HeadHoldingTransport, holds_head
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, RequestResponseCycle
 
 EXTENSION = "mlserving.whole_response"
@@ -35,13 +35,14 @@ def split_head(head: bytes) -> list[tuple[bytes, bytes]]:
     return [tuple(line.split(b": ", 1)) for line in head.split(b"\r\n") if line]
 
 
-async def send_whole(scope, send, status: int, head: bytes, body: bytes) -> None:
+def whole_messages(scope, status: int, head: bytes, body: bytes) -> tuple:
+    """The ASGI messages of one response: one where the server offers the extension, else two.
+    (A plain function the caller loops over: a coroutine per layer costs every request.)"""
     if EXTENSION in scope.get("extensions", ()):
-        await send({"type": MESSAGE_TYPE, "status": status, "head": head, "body": body})
-        return
+        return ({"type": MESSAGE_TYPE, "status": status, "head": head, "body": body},)
     headers = [(b"content-length", b"%d" % len(body)), *split_head(head)]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return ({"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body})
 
 
 _defaults_of: list | None = None   # the server's default header list last encoded (it changes each second)
@@ -57,10 +58,14 @@ def _default_head(default_headers: list) -> bytes:
 
 
 class WholeResponseCycle(RequestResponseCycle):
-    """uvicorn's request/response cycle, taking ``mlserving.http.response`` messages as well."""
+    """uvicorn's request/response cycle, taking ``mlserving.http.response`` messages as well; a
+    response sent as the standard messages has its head held for its first body piece
+    (server/head_holding.py)."""
 
     async def send(self, message) -> None:
         if message["type"] != MESSAGE_TYPE:
+            if message["type"] == "http.response.start" and not self.response_started and holds_head(self, self.scope):
+                self.transport = HeadHoldingTransport(self.transport)
             return await super().send(message)
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
@@ -75,10 +80,7 @@ class WholeResponseCycle(RequestResponseCycle):
         data = b"%s%s%scontent-length: %d\r\n%s\r\n%s" % (
             STATUS_LINE[message["status"]], _default_head(self.default_headers), message["head"], len(body), close,
             b"" if self.scope["method"] == "HEAD" else body)
-        transport = self.transport
-        if type(transport) is HeadHoldingTransport:
-            transport = transport.inner
-        transport.write(data)
+        self.transport.write(data)
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
@@ -87,6 +89,6 @@ class WholeResponseCycle(RequestResponseCycle):
 
 
 def take_whole_responses(cycle) -> None:
-    """Let this cycle take whole-response messages, and tell its application so."""
+    """Let this cycle (not yet running) take whole-response messages, and tell its application so."""
     cycle.__class__ = WholeResponseCycle
     cycle.scope.setdefault("extensions", {})[EXTENSION] = {}

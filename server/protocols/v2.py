@@ -156,6 +156,32 @@ def _requested_outputs(document: dict, task: Task) -> list[tuple[str, bool]]:
     return chosen or [(name, binary) for name in names]
 
 
+def _one_named_output(document: dict, model) -> list[tuple[str, bool]] | None:
+    """What most clients ask, ``"outputs": [{"name": N}]`` with no parameters anywhere, without the
+    general walk; None for anything else (``_requested_outputs`` then checks it)."""
+    if "parameters" in document:
+        return None
+    outputs = document.get("outputs")
+    if type(outputs) is list and len(outputs) == 1:
+        only = outputs[0]
+        if type(only) is dict and len(only) == 1:
+            name = only.get("name")
+            if type(name) is str:
+                return model.v2_single_outputs.get(name)
+    return None
+
+
+# Up to this many values an output goes to orjson as a list of Python floats (the same float64
+# values, built faster than a float64 copy of the array); above it, as a numpy array.
+SMALL_OUTPUT_VALUES = 64
+
+
+def _float64_values(out: np.ndarray):
+    if out.size <= SMALL_OUTPUT_VALUES:
+        return out.ravel().tolist()
+    return out.astype(np.float64, copy=False).reshape(-1)
+
+
 def _labels(task: Task, out: np.ndarray) -> tuple[list, object]:
     """The label per row, and the outcome the metrics count (positive rows, or class indices)."""
     classes = task.classes
@@ -186,8 +212,10 @@ async def infer(call: Call) -> HotResult:
     if call.model_name != model.name or call.model_version is not None:
         check_target(state, call.model_name, call.model_version)
     task = model.task
-    requested = (model.v2_default_outputs if "outputs" not in document and "parameters" not in document
-                 else _requested_outputs(document, task))
+    if "outputs" not in document and "parameters" not in document:
+        requested = model.v2_default_outputs
+    else:
+        requested = _one_named_output(document, model) or _requested_outputs(document, task)
     inputs = document.get("inputs")
     if type(inputs) is not list or len(inputs) != 1:
         got = f"{len(inputs)} tensors" if type(inputs) is list else json_type(inputs)
@@ -198,7 +226,10 @@ async def infer(call: Call) -> HotResult:
     labels = None
     if task.kind == "binary":  # the positive rows, without building labels nobody asked for
         threshold = task.threshold
-        outcome = sum(1 for p in out[:, task.positive_index].tolist() if p >= threshold)
+        if n == 1:
+            outcome = int(float(out[0, task.positive_index]) >= threshold)
+        else:
+            outcome = len([p for p in out[:, task.positive_index].tolist() if p >= threshold])
     elif task.is_classifier:
         labels, outcome = _labels(task, out)
     else:
@@ -207,13 +238,13 @@ async def infer(call: Call) -> HotResult:
     chunks = None
     for name, as_binary in requested:
         if name == PROBA_OUTPUT:
-            datatype, shape, values = "FP64", [n, out.shape[1]], out.astype(np.float64, copy=False).reshape(-1)
+            datatype, shape, values = "FP64", [n, out.shape[1]], _float64_values(out)
         elif task.is_classifier:
             if labels is None:
                 labels = _labels(task, out)[0]
             datatype, shape, values = task.label_datatype, [n, 1], labels
         else:
-            datatype, shape, values = "FP64", [n, 1], out.astype(np.float64, copy=False)
+            datatype, shape, values = "FP64", [n, 1], _float64_values(out)
         if as_binary:
             raw = v2_binary.tensor_bytes(datatype, values)
             chunks = [raw] if chunks is None else [*chunks, raw]

@@ -16,7 +16,7 @@ from mlserving.server.whole_response import (
     MESSAGE_TYPE,
     WholeResponseCycle,
     head_lines,
-    send_whole,
+    whole_messages,
     split_head,
 )
 from server_testkit import SEED_PAYLOAD, start_serve, start_uvicorn
@@ -40,7 +40,7 @@ def cycle(transport, keep_alive=True, method="POST"):
 
 def test_one_message_is_one_write_with_length_and_the_default_headers():
     real = RecordingTransport()
-    c, done = cycle(HeadHoldingTransport(real))
+    c, done = cycle(real)
     asyncio.run(c.send({"type": MESSAGE_TYPE, "status": 201, "head": HEAD, "body": b"{}"}))
     assert real.writes == [b"HTTP/1.1 201 Created\r\ndate: Wed, 02 Dec 2026 12:00:00 GMT\r\nserver: uvicorn\r\n"
                            b"content-type: application/json\r\nx-request-id: r-1\r\ncontent-length: 2\r\n\r\n{}"]
@@ -56,28 +56,24 @@ def test_a_connection_that_does_not_stay_open_says_so_and_closes():
     assert b"\r\nconnection: close\r\n\r\n{}" in real.writes[0] and real.closed
 
 
-def test_the_standard_messages_still_work_on_the_same_cycle():
+@pytest.mark.parametrize("method, writes", [("POST", 1), ("HEAD", 1)])
+def test_the_standard_messages_still_work_with_the_head_held_for_the_body(method, writes):
     real = RecordingTransport()
-    c, done = cycle(HeadHoldingTransport(real))
+    c, done = cycle(real, method=method)
     asyncio.run(c.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}))
+    held = type(c.transport) is HeadHoldingTransport
     asyncio.run(c.send({"type": "http.response.body", "body": b"{}"}))
-    assert len(real.writes) == 1 and real.writes[0].endswith(b"content-length: 2\r\n\r\n{}") and done == [True]
+    assert held is (method != "HEAD") and done == [True]
+    assert len(real.writes) == writes and real.writes[0].endswith(b"content-length: 2\r\n\r\n" + (b"{}" if held else b""))
 
 
 def test_without_the_extension_the_same_response_goes_as_two_standard_messages():
-    sent = []
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(send_whole({"type": "http"}, send, 404, HEAD, b"{}"))
-    assert sent == [{"type": "http.response.start", "status": 404,
-                     "headers": [(b"content-length", b"2"), (b"content-type", b"application/json"),
-                                 (b"x-request-id", b"r-1")]},
-                    {"type": "http.response.body", "body": b"{}"}]
-    sent.clear()
-    asyncio.run(send_whole({"type": "http", "extensions": {EXTENSION: {}}}, send, 404, HEAD, b"{}"))
-    assert sent == [{"type": MESSAGE_TYPE, "status": 404, "head": HEAD, "body": b"{}"}]
+    assert whole_messages({"type": "http"}, 404, HEAD, b"{}") == (
+        {"type": "http.response.start", "status": 404,
+         "headers": [(b"content-length", b"2"), (b"content-type", b"application/json"), (b"x-request-id", b"r-1")]},
+        {"type": "http.response.body", "body": b"{}"})
+    assert whole_messages({"type": "http", "extensions": {EXTENSION: {}}}, 404, HEAD, b"{}") == (
+        {"type": MESSAGE_TYPE, "status": 404, "head": HEAD, "body": b"{}"},)
     assert split_head(HEAD) == [(b"content-type", b"application/json"), (b"x-request-id", b"r-1")]
 
 
