@@ -22,6 +22,7 @@ from mlserving.server.router.selection import Route, Selector
 from mlserving.server.router.table import TableError, parse_table
 from mlserving.server.router.watched import watch
 from mlserving.server.tracecontext import TRACEPARENT, new_traceparent, trace_id_of
+from mlserving.server.whole_response import head_lines, whole_messages
 
 log = logging.getLogger("mlserving.router")
 
@@ -252,10 +253,9 @@ class RouterApp:
             status = await self._upstream_5xx(send, variant, resp, request_id, traceparent)
         else:
             self.metrics.count_request(variant.name, variant.version, status)
-            resp.headers += [*variant.identity, (b"x-request-id", request_id),
-                             (b"content-length", str(len(resp.body)).encode())]
-            await send({"type": "http.response.start", "status": status, "headers": resp.headers})
-            await send({"type": "http.response.body", "body": resp.body})
+            head = b"%s%sx-request-id: %s\r\n" % (head_lines(resp.headers), variant.identity, request_id)
+            for message in whole_messages(scope, status, head, resp.body):
+                await send(message)
         if status >= 400 or self.debug:
             self._log_request(scope, status, variant, request_id, traceparent, started,
                               f"variant answered HTTP {resp.status}" if status >= 400 else None)

@@ -43,7 +43,7 @@ class UpstreamError(Exception):
 @dataclass(slots=True)
 class UpstreamResponse:
     status: int
-    headers: list[tuple[bytes, bytes]]  # already filtered of hop-by-hop and router-owned headers
+    headers: list[tuple[bytes, bytes]]  # lower-case names, filtered of hop-by-hop and router-owned headers
     body: bytes
 
 
@@ -92,5 +92,5 @@ class Forwarder:
             raise UpstreamError("protocol", variant, str(exc)) from None
         if record_latency:
             self.metrics.observe_upstream(variant.name, variant.version, time.perf_counter() - started)
-        kept = [(k, v) for k, v in raw_headers if k.lower() not in DROPPED_RESPONSE]
+        kept = [(k, v) for k, v in raw_headers if k not in DROPPED_RESPONSE]  # the pool lower-cases names
         return UpstreamResponse(status, kept, payload)

@@ -107,7 +107,7 @@ class _Connection(asyncio.Protocol):
         lower = name.lower()
         if lower == b"content-length" or lower == b"transfer-encoding":
             self.has_length = True
-        self.headers.append((name, value))
+        self.headers.append((lower, value))  # names lower-case, as the router's answers carry them
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()

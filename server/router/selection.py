@@ -17,6 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from mlserving.server.router.table import RoutingTable, Variant
+from mlserving.server.whole_response import head_lines
 
 BUCKETS = 10_000
 
@@ -33,12 +34,12 @@ class Route:
     version: str
     url: str
     buckets: int
-    identity: tuple  # response headers naming variant and version, encoded once per table
+    identity: bytes  # header lines naming variant and version, encoded once per table
     shadows: tuple = ()  # Routes of the variant's shadow tracks: compared copies of its requests
 
 
-def _identity(name: str, version: str) -> tuple:
-    return ((b"x-mlserving-variant", name.encode()), (b"x-model-version", version.encode()))
+def _identity(name: str, version: str) -> bytes:
+    return head_lines(((b"x-mlserving-variant", name.encode()), (b"x-model-version", version.encode())))
 
 
 def routes_of(variant: Variant) -> list[Route]:

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 
+import hostile_kit as hk
 import pytest
 from mlserving.server.asgi import usable_request_id
 from router_testkit import (
@@ -272,3 +273,18 @@ def test_a_dropped_connection_is_retried_within_the_variant_before_any_failover(
     finally:
         router.stop()
         flaky.close()
+
+
+def test_the_answer_carries_each_header_once_in_one_write(router_a):
+    """The router's answer, head and body, leaves in one write (the whole-response message): each
+    header once, the upstream's own with lower-case names, the router's length, identity and id."""
+    port = int(router_a.url.rsplit(":", 1)[1])
+    answer = hk.exchange(port, hk.post("/predict", b'{"rows": [[1, 2]]}', "x-request-id: once"))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n")[1:]]
+    assert hk.status_of(answer) == 200 and sorted(names) == sorted(set(names)), names
+    assert all(name == name.lower() for name in names)
+    assert {b"date", b"server", b"content-type", b"content-length", b"x-mlserving-variant", b"x-model-version",
+            b"x-request-id"} <= set(names)
+    assert names[-1] == b"content-length" and int(hk.header(answer, "content-length")) == len(body)
+    assert hk.header(answer, "x-request-id") == "once" and json.loads(body)["served_by"] == "a"

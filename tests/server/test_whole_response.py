@@ -16,8 +16,8 @@ from mlserving.server.whole_response import (
     MESSAGE_TYPE,
     WholeResponseCycle,
     head_lines,
-    whole_messages,
     split_head,
+    whole_messages,
 )
 from server_testkit import SEED_PAYLOAD, start_serve, start_uvicorn
 from test_head_holding import RecordingTransport
@@ -42,8 +42,8 @@ def test_one_message_is_one_write_with_length_and_the_default_headers():
     real = RecordingTransport()
     c, done = cycle(real)
     asyncio.run(c.send({"type": MESSAGE_TYPE, "status": 201, "head": HEAD, "body": b"{}"}))
-    assert real.writes == [b"HTTP/1.1 201 Created\r\ndate: Wed, 02 Dec 2026 12:00:00 GMT\r\nserver: uvicorn\r\n"
-                           b"content-type: application/json\r\nx-request-id: r-1\r\ncontent-length: 2\r\n\r\n{}"]
+    assert real.writes == [(b"HTTP/1.1 201 Created\r\ndate: Wed, 02 Dec 2026 12:00:00 GMT\r\nserver: uvicorn\r\n"
+                            b"content-type: application/json\r\nx-request-id: r-1\r\ncontent-length: 2\r\n\r\n{}")]
     assert c.response_complete and done == [True] and not real.closed
     with pytest.raises(RuntimeError, match="already started"):
         asyncio.run(c.send({"type": MESSAGE_TYPE, "status": 200, "head": HEAD, "body": b"{}"}))
@@ -97,10 +97,9 @@ def servers(model_registry, log_dir):
                                             {"inputs": [{"name": "x", "shape": [1, 20], "datatype": "FP32",
                                                          "data": SEED_PAYLOAD["features"]}]}).encode())])
 def test_both_servers_answer_the_same_status_headers_and_body(servers, path, body):
-    ours, plain = servers
     request = hk.post(path, body, "x-request-id: same-id")
     answers = [hk.exchange(server.port, request) for server in servers]
-    assert [hk.status_of(a) for a in answers][0] == hk.status_of(answers[1])
+    assert hk.status_of(answers[0]) == hk.status_of(answers[1])
     assert header_list(answers[0]) == header_list(answers[1]) == [
         "content-length", "content-type", "date", "server", "x-model-name", "x-model-version", "x-request-id"]
     bodies = [a.partition(b"\r\n\r\n")[2] for a in answers]
@@ -121,7 +120,7 @@ def test_mlserving_serve_sends_hot_path_answers_whole(servers):
 
 
 def test_connection_close_is_answered_and_honoured_on_the_whole_path(servers):
-    ours, _ = servers
+    ours = servers[0]
     with socket.create_connection(("127.0.0.1", ours.port), timeout=10) as sock:
         sock.sendall(hk.post("/predict", json.dumps(SEED_PAYLOAD).encode(), "connection: close"))
         answer = hk.read_answer(sock)
@@ -130,7 +129,7 @@ def test_connection_close_is_answered_and_honoured_on_the_whole_path(servers):
 
 
 def test_keep_alive_serves_many_whole_responses_on_one_connection(servers):
-    ours, _ = servers
+    ours = servers[0]
     request = hk.post("/predict", json.dumps(SEED_PAYLOAD).encode())
     with socket.create_connection(("127.0.0.1", ours.port), timeout=10) as sock:
         for _ in range(50):
