@@ -95,14 +95,12 @@ def watch_ready(kube: Kube, name: str, timeout_s: float) -> float:
 
     def read() -> None:
         buf = ""
-        for line in proc.stdout:
+        for line in proc.stdout:  # one event a line (kubectl 1.35), or indented over several
             buf += line
-            if line.rstrip() != "}":
-                continue
             try:
                 event = json.loads(buf)
             except json.JSONDecodeError:
-                continue
+                continue  # not complete yet
             buf = ""
             conditions = (event.get("object", {}).get("status") or {}).get("conditions") or []
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
