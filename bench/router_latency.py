@@ -106,14 +106,15 @@ def train(models: Path) -> None:
 def serve(models: Path, version: str, logs: Path, cpu: str | None) -> Proc:
     port = free_port()
     cmd = [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path", str(models / "fraud" / version),
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+           "--metrics-port", "0"]  # /metrics on the main port: two servers run at once
     return Proc(f"serve-{version}", cmd, port, logs, cpu).start("/health/ready")
 
 
 def route(table: Path, logs: Path, cpu: str | None) -> Proc:
     port = free_port()
     cmd = [sys.executable, "-m", "mlserving.cli.main", "router", "--config", str(table), "--host", "127.0.0.1",
-           "--port", str(port), "--log-level", "warning"]
+           "--port", str(port), "--log-level", "warning", "--metrics-port", "0"]
     return Proc("router", cmd, port, logs, cpu).start("/health/ready")
 
 
