@@ -47,11 +47,6 @@ def model_dir(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("router-acceptance-logs")
-
-
 def start_server(model_dir, version: str, logs, port: int | None = None) -> Process:
     port = port or free_port()
     cmd = [sys.executable, "-m", "mlserving.cli.main", "serve", "--model-path", str(model_dir / "fraud" / version),

@@ -26,11 +26,6 @@ from router_testkit import (
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("router-logs")
-
-
-@pytest.fixture(scope="module")
 def fakes(logs):
     a, b = start_fake("a", logs), start_fake("b", logs)
     yield a, b

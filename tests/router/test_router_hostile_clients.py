@@ -27,11 +27,6 @@ BODY = b'{"features": [1, 2, 3]}'
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("router-hostile-logs")
-
-
-@pytest.fixture(scope="module")
 def raw_upstream(logs):
     port = free_port()
     proc = Process("raw-upstream", [sys.executable, str(HERE / "router_raw_upstream.py"), "--port", str(port)],

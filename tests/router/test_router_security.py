@@ -20,11 +20,6 @@ BODY = b'{"features": [1, 2, 3]}'
 
 
 @pytest.fixture(scope="module")
-def logs(tmp_path_factory):
-    return tmp_path_factory.mktemp("router-security-logs")
-
-
-@pytest.fixture(scope="module")
 def fake(logs):
     proc = start_fake("secure", logs)
     yield proc
