@@ -73,6 +73,10 @@ def installed(real_node, helm):
 
 def test_install_upgrade_uninstall_on_the_real_node(installed, helm):
     node = installed
+    # With one replica and maxUnavailable 1, `helm --wait` counts the Deployment ready before its
+    # pod is: rollout status waits for every updated replica to be available.
+    node.kubectl("rollout", "status", "deployment/mlserving-operator", "-n", RELEASE_NS, "--timeout=180s",
+                 timeout=200)
     (op_pod,) = [p for p in node.get_json("pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator")["items"]
                  if not p["metadata"].get("deletionTimestamp")]
     assert all(c["ready"] for c in op_pod["status"]["containerStatuses"]), op_pod["status"]
