@@ -51,6 +51,17 @@ def predictions_through_the_router(node) -> list[list]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def rolled_out_operator_pod(node) -> dict:
+    """The operator's one pod once its rollout is done. With one replica and maxUnavailable 1,
+    `helm --wait` counts the Deployment ready before its pod is; rollout status waits for every
+    updated replica to be available."""
+    node.kubectl("rollout", "status", "deployment/mlserving-operator", "-n", RELEASE_NS, "--timeout=180s",
+                 timeout=200)
+    (pod,) = [p for p in node.get_json("pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator")["items"]
+              if not p["metadata"].get("deletionTimestamp")]
+    return pod
+
+
 @pytest.fixture(scope="module")
 def installed(real_node, helm):
     node = real_node
@@ -73,12 +84,7 @@ def installed(real_node, helm):
 
 def test_install_upgrade_uninstall_on_the_real_node(installed, helm):
     node = installed
-    # With one replica and maxUnavailable 1, `helm --wait` counts the Deployment ready before its
-    # pod is: rollout status waits for every updated replica to be available.
-    node.kubectl("rollout", "status", "deployment/mlserving-operator", "-n", RELEASE_NS, "--timeout=180s",
-                 timeout=200)
-    (op_pod,) = [p for p in node.get_json("pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/component=operator")["items"]
-                 if not p["metadata"].get("deletionTimestamp")]
+    op_pod = rolled_out_operator_pod(node)
     assert all(c["ready"] for c in op_pod["status"]["containerStatuses"]), op_pod["status"]
     node.kubectl("wait", "--for=condition=Ready", "modeldeployment/fraud", "-n", APP_NS, "--timeout=300s",
                  timeout=320)
@@ -89,11 +95,7 @@ def test_install_upgrade_uninstall_on_the_real_node(installed, helm):
 
     helm_on(node, helm, "upgrade", RELEASE, str(CHART), "-n", RELEASE_NS, "--reuse-values", "--wait",
             "--timeout=300s", values={"operator": {"settings": {"workers": 4}}})
-    node.kubectl("rollout", "status", "deployment/mlserving-operator", "-n", RELEASE_NS, "--timeout=120s",
-                 timeout=140)
-    (new_pod,) = [p for p in node.get_json("pods", "-n", RELEASE_NS, "-l",
-                                           "app.kubernetes.io/component=operator")["items"]
-                  if not p["metadata"].get("deletionTimestamp")]
+    new_pod = rolled_out_operator_pod(node)
     assert new_pod["metadata"]["uid"] != op_pod["metadata"]["uid"], "the upgrade did not roll the operator"
     # The new operator leads and re-renders the example's children: the same, so no pod is replaced.
     node.kubectl("wait", f"--for=jsonpath={{.spec.holderIdentity}}={new_pod['metadata']['name']}",
